@@ -1,0 +1,77 @@
+"""Shared fixtures: the lab's CSV where a copy can be reached, and tiny tables made on the spot."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DIABETES = "data-03-diabetes.csv"
+DIABETES_SHA256 = "89e33de71cd5afdcd4fe8a722b60c4d69eb8f9b96446cea9347d735ff2df395e"
+
+
+def _diabetes_dir() -> Path | None:
+    """A folder holding the lab's CSV: $LOGREG_DATA_DIR, else ../shared/data beside the checkout."""
+    for folder in (os.environ.get("LOGREG_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if folder and (Path(folder) / DIABETES).is_file():
+            return Path(folder)
+    return None
+
+
+@pytest.fixture
+def diabetes_dir(monkeypatch) -> Path:
+    """The folder with data-03-diabetes.csv, exported as LOGREG_DATA_DIR (as the configs read it)."""
+    folder = _diabetes_dir()
+    if folder is None:
+        pytest.skip(f"{DIABETES} not found: set LOGREG_DATA_DIR or put it in ../shared/data")
+    monkeypatch.setenv("LOGREG_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def diabetes_csv(diabetes_dir) -> Path:
+    return diabetes_dir / DIABETES
+
+
+def make_table(n_rows: int = 200, n_features: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A linearly separable-ish table: features (n, F) float32, labels (n,) in {0, 1}, both classes present."""
+    rng = np.random.default_rng(seed)
+    features = rng.uniform(-1, 1, size=(n_rows, n_features)).astype(np.float32)
+    logits = features @ np.linspace(2.0, -1.0, n_features) + rng.normal(0, 0.5, n_rows)
+    labels = (logits > 0).astype(np.float32)
+    return features, labels
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    """200 rows, 3 features then a 0/1 label, no header: lab 5's format, made here."""
+    features, labels = make_table()
+    path = tmp_path / "tiny.csv"
+    np.savetxt(path, np.column_stack([features, labels]), delimiter=",", fmt="%.6g")
+    return path
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """compose(*overrides) -> the run config as `python train.py *overrides` builds it, its run folder in tmp_path.
+
+    Hydra's compose API, with the hydra node set as a real run sets it, so ${hydra:runtime.output_dir} resolves.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()

@@ -1,0 +1,127 @@
+"""train.py end to end: lab 5's numbers, the known optimum, the run folder and what TensorBoard reads from it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import REPO
+from train import train
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar tag in the run folder's TensorBoard event files -> its values in step order."""
+    values: dict[str, list[tuple[int, float]]] = {}
+    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(event_file)).Reload()
+        for tag in events.Tags()["scalars"]:
+            values.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    return {tag: [value for _, value in sorted(points)] for tag, points in values.items()}
+
+
+def hparams_session(run_dir: Path) -> plugin_data_pb2.HParamsPluginData:
+    """The HPARAMS tab's data for the run: its hyperparameters and the metric tags it shows."""
+    experiment = session = None
+    for event_file in run_dir.glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(event_file)).Reload()
+        try:
+            tagged = events.PluginTagToContent("hparams")
+        except KeyError:  # this event file holds no HPARAMS data
+            continue
+        for tag, content in tagged.items():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if tag == "_hparams_/experiment":
+                experiment = data.experiment
+            elif tag == "_hparams_/session_start_info":
+                session = data.session_start_info
+    assert experiment is not None and session is not None, f"no HPARAMS data in {run_dir}"
+    return experiment, session
+
+
+def test_lab05_reproduces_the_labs_published_numbers(compose, diabetes_dir, tmp_path):
+    metrics = train(compose("experiment=lab05"))
+
+    first_epoch_loss = scalars(tmp_path)["train/loss"][0]
+    assert first_epoch_loss == pytest.approx(0.704829, abs=1e-5)
+    assert metrics["test/loss"] == pytest.approx(0.481234, abs=1e-5)  # the lab's "after training", on its 759 rows
+    assert round(metrics["test/acc"] * 759) == 583
+    assert metrics["test/acc"] == pytest.approx(0.7681, abs=1e-4)
+
+
+def test_lbfgs_reaches_the_optimum_of_a_reference_fit(compose, diabetes_csv, tmp_path):
+    from sklearn.linear_model import LogisticRegression as Reference
+
+    table = np.loadtxt(diabetes_csv, delimiter=",")  # float64
+    features, labels = table[:, :-1], table[:, -1]
+    reference = Reference(C=np.inf, tol=1e-12, max_iter=10_000).fit(features, labels)
+    probs = reference.predict_proba(features)[:, 1]
+    reference_loss = -np.mean(labels * np.log(probs) + (1 - labels) * np.log(1 - probs))
+    assert reference_loss == pytest.approx(0.471671, abs=1e-6)  # the issue's figure, as a check on the reference
+
+    metrics = train(compose("experiment=optimum"))
+
+    assert metrics["test/loss"] == pytest.approx(reference_loss, abs=1e-4)
+    assert metrics["test/acc"] == pytest.approx(reference.score(features, labels), abs=1 / 759)
+
+
+def test_run_folder_holds_config_events_checkpoints_and_metrics(compose, tiny_csv, tmp_path):
+    metrics = train(compose("data=csv", f"data.path={tiny_csv}", "epochs=3", "lr=0.5"))
+
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best-epoch=002.ckpt", "last.ckpt"]
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert (tmp_path / "coefficients.csv").read_text().splitlines()[0] == "feature,coefficient,odds_ratio"
+
+
+def test_tensorboard_gets_every_epochs_train_and_val_scalars_and_the_test_metrics(compose, tiny_csv, tmp_path):
+    train(compose("data=csv", f"data.path={tiny_csv}", "epochs=4"))
+
+    values = scalars(tmp_path)
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/auroc", "val/f1"):
+        assert len(values[tag]) == 4, tag
+    for tag in ("test/loss", "test/acc", "test/auroc", "test/f1", "test/precision", "test/recall"):
+        assert len(values[tag]) == 1, tag
+
+
+def test_hparams_tab_shows_the_knobs_and_the_final_metrics(compose, tiny_csv, tmp_path):
+    metrics = train(compose("data=csv", f"data.path={tiny_csv}", "epochs=2", "lr=0.3", "optimizer=adam"))
+
+    experiment, session = hparams_session(tmp_path)
+    assert session.hparams["optimizer/lr"].number_value == pytest.approx(0.3)
+    assert session.hparams["optimizer/name"].string_value == "adam"
+    assert session.hparams["epochs"].number_value == 2
+    shown = {info.name.tag for info in experiment.metric_infos}
+    assert {"final/val/loss", "final/test/acc", "final/test/auroc"} <= shown
+    assert scalars(tmp_path)["final/test/acc"] == [pytest.approx(metrics["test/acc"])]
+
+
+def test_the_default_run_learns_and_is_the_same_for_the_same_seed(compose, diabetes_dir):
+    first = train(compose("epochs=30"))
+    second = train(compose("epochs=30"))
+
+    assert first == second
+    assert first["val/acc"] > 0.7 and first["test/acc"] > 0.7
+
+
+@pytest.mark.slow
+def test_train_py_runs_as_a_command_and_prints_its_run_folder(diabetes_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "lr=1", "epochs=3", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Run folder:" in result.stdout and str(tmp_path / "run") in result.stdout.replace("\n", "")
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("flag", ["--help", "--cfg=job"])
+def test_train_py_shows_its_config(flag):
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), flag], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "lr: 1.0" in result.stdout and "epochs: 100" in result.stdout
