@@ -1,0 +1,174 @@
+"""The DataModules: reading CSVs of lab 5's kind, fetching and verifying files, the split, standardization, serving."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DIABETES, DIABETES_SHA256, make_table
+from logreg.data import (
+    BreastCancerDataModule,
+    CSVDataModule,
+    DataError,
+    ShardSampler,
+    TensorBatches,
+    fetch,
+    read_csv,
+    stratified_split,
+)
+
+
+def write_csv(path, features, labels, header=None, label_first=False):
+    columns = [labels[:, None], features] if label_first else [features, labels[:, None]]
+    np.savetxt(path, np.hstack(columns), delimiter=",", fmt="%.6g", header=header or "", comments="")
+    return path
+
+
+def test_read_csv_takes_the_last_column_as_label_and_the_rest_as_features(tiny_csv):
+    features, labels, names = read_csv(tiny_csv)
+
+    expected_features, expected_labels = make_table()
+    np.testing.assert_allclose(features, expected_features, rtol=1e-5)
+    np.testing.assert_array_equal(labels, expected_labels)
+    assert features.dtype == labels.dtype == np.float32
+    assert names == ["x0", "x1", "x2"]
+
+
+def test_read_csv_detects_a_header_and_finds_the_label_by_name(tmp_path):
+    features, labels = make_table(n_features=2)
+    path = write_csv(tmp_path / "h.csv", features, labels, header="outcome,age,dose", label_first=True)
+
+    read_features, read_labels, names = read_csv(path, label_column="outcome")
+
+    assert names == ["age", "dose"]
+    np.testing.assert_array_equal(read_labels, labels)
+    np.testing.assert_allclose(read_features, features, rtol=1e-5)
+
+
+def test_read_csv_takes_the_label_by_index(tmp_path):
+    features, labels = make_table(n_features=2)
+    path = write_csv(tmp_path / "first.csv", features, labels, label_first=True)
+
+    _, read_labels, names = read_csv(path, header=False, label_column=0)
+
+    np.testing.assert_array_equal(read_labels, labels)
+    assert names == ["x1", "x2"]
+
+
+def test_the_lab_csv_has_759_rows_of_8_features(diabetes_csv):
+    features, labels, _ = read_csv(diabetes_csv)
+
+    assert features.shape == (759, 8) and labels.shape == (759,)
+    assert features.min() >= -1 and features.max() <= 1
+
+
+def test_fetch_prefers_a_local_copy_and_checks_its_checksum(diabetes_dir):
+    assert fetch(DIABETES, str(diabetes_dir), url="http://127.0.0.1:9/never", sha256=DIABETES_SHA256) == diabetes_dir / DIABETES
+
+
+def test_fetch_downloads_verifies_and_keeps_the_file(tmp_path, tiny_csv):
+    digest = hashlib.sha256(tiny_csv.read_bytes()).hexdigest()
+
+    path = fetch("copy.csv", str(tmp_path / "data"), url=tiny_csv.as_uri(), sha256=digest)
+
+    assert path == tmp_path / "data" / "copy.csv"
+    assert path.read_bytes() == tiny_csv.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == ["copy.csv"]  # no partial file left behind
+
+
+def test_fetch_refuses_a_download_with_the_wrong_checksum_and_keeps_nothing(tmp_path, tiny_csv):
+    with pytest.raises(DataError, match="sha256"):
+        fetch("copy.csv", str(tmp_path / "data"), url=tiny_csv.as_uri(), sha256="0" * 64)
+
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_fetch_offline_without_a_copy_says_where_to_put_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"Put a copy of lab\.csv at .*data.lab\.csv.*LOGREG_DATA_DIR"):
+        fetch("lab.csv", str(tmp_path / "data"), url="http://127.0.0.1:9/lab.csv")
+
+
+def test_split_is_stratified_disjoint_and_covers_every_row():
+    labels = np.array([0.0] * 60 + [1.0] * 40)
+
+    rows = stratified_split(labels, val_fraction=0.1, test_fraction=0.2, seed=3)
+
+    assert sorted(np.concatenate(list(rows.values())).tolist()) == list(range(100))
+    assert [len(rows[s]) for s in ("train", "val", "test")] == [70, 10, 20]
+    assert labels[rows["test"]].mean() == pytest.approx(0.4) and labels[rows["val"]].mean() == pytest.approx(0.4)
+
+
+def test_split_depends_only_on_the_seed():
+    labels = np.array([0.0, 1.0] * 50)
+    first, again, other = (stratified_split(labels, 0.1, 0.1, seed) for seed in (7, 7, 8))
+
+    assert all(np.array_equal(first[s], again[s]) for s in first)
+    assert not np.array_equal(first["test"], other["test"])
+
+
+def test_split_for_seed_0_is_pinned_so_every_machine_gets_these_rows():
+    labels = np.array([0.0, 1.0] * 10)
+
+    assert stratified_split(labels, 0.1, 0.1, seed=0)["test"].tolist() == [5, 8]
+
+
+def test_datamodule_serves_each_split_full_batch_by_default(tiny_csv):
+    datamodule = CSVDataModule(str(tiny_csv), val_fraction=0.1, test_fraction=0.2)
+    datamodule.setup("fit")
+
+    sizes = {}
+    for split, loader in (("train", datamodule.train_dataloader()), ("val", datamodule.val_dataloader()),
+                          ("test", datamodule.test_dataloader())):
+        (batch,) = list(loader)
+        sizes[split] = len(batch[1])
+        assert batch[0].shape == (len(batch[1]), 3)
+    assert sizes == {"train": 140, "val": 20, "test": 40}
+
+
+def test_datamodule_standardizes_with_training_statistics_only(tiny_csv):
+    datamodule = CSVDataModule(str(tiny_csv), standardize=True)
+    datamodule.setup("fit")
+
+    train_features = datamodule.split_tensors["train"][0]
+    mean, std = datamodule.feature_stats
+    torch.testing.assert_close(mean, train_features.mean(0))
+    torch.testing.assert_close(std, train_features.std(0))
+    all_features = torch.cat([datamodule.split_tensors[s][0] for s in ("train", "val", "test")])
+    assert not torch.allclose(mean, all_features.mean(0))
+
+
+def test_breast_cancer_needs_no_download():
+    datamodule = BreastCancerDataModule()
+
+    assert datamodule.n_features == 30
+    datamodule.setup("fit")
+    assert sum(len(datamodule.split_tensors[s][1]) for s in ("train", "val", "test")) == 569
+
+
+def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():
+    features = torch.arange(10.0).unsqueeze(1)  # (10, 1): each row holds its own index
+    loader = TensorBatches(features, torch.zeros(10), batch_size=4, sampler=ShardSampler(10, shuffle=True, seed=0))
+
+    loader.sampler.set_epoch(0)
+    epoch0 = [batch[0].squeeze(1).tolist() for batch in loader]
+    loader.sampler.set_epoch(1)
+    epoch1 = torch.cat([batch[0] for batch in loader]).squeeze(1).tolist()
+
+    assert [len(rows) for rows in epoch0] == [4, 4, 2] and len(loader) == 3
+    assert sorted(sum(epoch0, [])) == sorted(epoch1) == list(range(10))
+    assert sum(epoch0, []) != epoch1
+
+
+def test_unshuffled_full_batch_is_the_tensor_itself_not_a_copy():
+    features, labels = torch.randn(6, 2), torch.ones(6)
+    (batch,) = list(TensorBatches(features, labels, batch_size=None, sampler=ShardSampler(6)))
+
+    assert batch[0].data_ptr() == features.data_ptr()
+
+
+def test_shards_of_two_ranks_are_equal_in_length_and_cover_every_row():
+    shards = [ShardSampler(7, rank=rank, world_size=2).indices().tolist() for rank in (0, 1)]
+
+    assert len(shards[0]) == len(shards[1]) == 4
+    assert set(shards[0]) | set(shards[1]) == set(range(7))
