@@ -4,10 +4,38 @@ Composes the config in conf/, instantiates the DataModule, model, loggers, callb
 and returns the metric a sweeper optimizes. Everything of the run lands in its own folder under logs/.
 """
 
+import os
+import re
+import sys
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+
+def check_run(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse, before any work, what cannot train: the messages name the key and what to do."""
+    import torch
+
+    from logreg.errors import ConfigError
+
+    if not (isinstance(cfg.epochs, int) and cfg.epochs >= 1):
+        raise ConfigError(f"epochs={cfg.epochs!r}: expected a whole number of at least 1")
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator}, but this machine has no CUDA GPU "
+            "(torch.cuda.is_available() is False); use trainer=cpu, or trainer=ddp_cpu for several processes"
+        )
+    first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if first_process and any((run_dir / name).exists() for name in ("checkpoints", "metrics.json")):
+        raise ConfigError(
+            f"run folder {run_dir} already holds a run; a new run never writes into it. "
+            "Leave hydra.run.dir at its default (a new timestamped folder) or name an empty one"
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -16,6 +44,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from logreg.report import print_summary
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_run(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, n_features=datamodule.n_features, _convert_="all")
@@ -23,7 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=not cfg.trust_checkpoint)
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
     if datamodule.split_tensors[datamodule.hparams.test_split][1].numel():
         metrics |= {name: value for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
@@ -32,13 +62,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
         hparams = {"seed": cfg.seed, "epochs": cfg.epochs, **model.hparams, **datamodule.hparams}
         trainer.logger.log_hyperparams(hparams, metrics={f"final/{name}": value for name, value in metrics.items()})
     if trainer.is_global_zero:
-        print_summary(metrics, HydraConfig.get().runtime.output_dir, model, datamodule.feature_names)
+        print_summary(metrics, run_dir, model, datamodule.feature_names)
     return metrics
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of a UserError (also when Hydra's instantiate wrapped it, naming the config key)."""
+    from logreg.errors import UserError
+
+    cause, key = error, None
+    while isinstance(cause, InstantiationException):
+        key = key or (match.group(1) if (match := re.search(r"full_key: (\S+)", str(cause))) else None)
+        cause = cause.__cause__
+    if not isinstance(cause, UserError):
+        return None
+    return f"{key}: {cause}" if key and not str(cause).startswith(f"{key}.") else str(cause)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    metrics = train(cfg)
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        metrics = train(cfg)
+    except SIGTERMException:  # Lightning stopped after the current step; ResumeHint named the checkpoint
+        sys.exit(128 + 15)
+    except Exception as error:
+        message = user_error(error)
+        if message is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a bug keeps its traceback; in a sweep the launcher records the failed trial and goes on
+        sys.exit(f"error: {message}")
+    if cfg.optimized_metric not in metrics:
+        sys.exit(f"error: optimized_metric={cfg.optimized_metric} was not measured; this run has {sorted(metrics)}")
     return metrics[cfg.optimized_metric]
 
 

@@ -18,11 +18,9 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg.errors import DataError
+
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """A data file or data option that cannot be used. The message names the file, line, column or option."""
 
 
 # ---------------------------------------------------------------------------------------------------- reading CSV
@@ -313,13 +311,21 @@ class TabularDataModule(L.LightningDataModule):
         features, labels, self.feature_names = self.read()
         rows = stratified_split(labels, self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.seed)
         for split, index in rows.items():
-            if len(index) == 0 and split != "train":
+            fraction = {"train": 1.0, "val": self.hparams.val_fraction, "test": self.hparams.test_fraction}[split]
+            if fraction == 0:
                 continue
+            if len(index) == 0:
+                raise DataError(
+                    f"too few rows for the requested split: {len(labels)} rows with data.val_fraction="
+                    f"{self.hparams.val_fraction} and data.test_fraction={self.hparams.test_fraction} leave no "
+                    f"{split} rows. Use more data or change those fractions"
+                )
             counts = np.bincount(labels[index].astype(np.int64), minlength=2)
             if counts.min() == 0:
                 raise DataError(
-                    f"the {split} split has {counts[0]} rows of class 0 and {counts[1]} of class 1; each split needs "
-                    "both classes. Use more data or change data.val_fraction / data.test_fraction."
+                    f"the {split} split has {counts[0]} rows of class 0 and {counts[1]} of class 1: a stratified split "
+                    "needs both classes in each split. Use more data (of both classes) or smaller "
+                    "data.val_fraction / data.test_fraction."
                 )
         self.features, self.labels = torch.from_numpy(features), torch.from_numpy(labels)
         self.split_rows = {split: torch.from_numpy(index) for split, index in rows.items()}

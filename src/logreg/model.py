@@ -18,6 +18,8 @@ from torchmetrics.classification import (
     BinaryRecall,
 )
 
+from logreg.errors import ConfigError
+
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -30,15 +32,15 @@ def check_optimizer(options: Mapping) -> None:
     """Refuse an optimizer config that would fail later, naming the bad key and the valid choices."""
     name = options.get("name")
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer name {name!r} is unknown; expected one of: {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"optimizer name {name!r} is unknown; expected one of: {', '.join(OPTIMIZERS)}")
     parameters = inspect.signature(OPTIMIZERS[name]).parameters
     unknown = sorted(set(options) - {"name"} - set(parameters))
     if unknown:
         valid = ", ".join(p for p in parameters if p != "params")
-        raise ValueError(f"optimizer {name!r} has no option {', '.join(unknown)}; its options are: {valid}")
+        raise ConfigError(f"optimizer {name!r} has no option {', '.join(unknown)}; its options are: {valid}")
     lr = options.get("lr", parameters["lr"].default)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"optimizer lr={lr!r}: expected a positive number (lab 5 uses lr=1)")
+    if not (isinstance(lr, (int, float)) and 0 < lr < torch.finfo(torch.float32).max):
+        raise ConfigError(f"optimizer lr={lr!r}: expected a positive float32 number (lab 5 uses lr=1)")
 
 
 class LogisticRegression(L.LightningModule):
@@ -63,9 +65,9 @@ class LogisticRegression(L.LightningModule):
         optimizer = dict(optimizer or {"name": "sgd", "lr": 1.0})
         check_optimizer(optimizer)
         if not (isinstance(n_features, int) and n_features > 0):
-            raise ValueError(f"n_features={n_features!r}: expected a positive integer")
+            raise ConfigError(f"n_features={n_features!r}: expected a positive integer")
         if not 0 < threshold < 1:
-            raise ValueError(f"threshold={threshold}: expected a probability strictly between 0 and 1")
+            raise ConfigError(f"threshold={threshold}: expected a probability strictly between 0 and 1")
         self.save_hyperparameters()
         self.linear = nn.Linear(n_features, 1)
         self.register_buffer("feature_mean", torch.zeros(n_features))  # (F,)

@@ -19,9 +19,10 @@ def coefficients(model: LogisticRegression, feature_names: list[str]) -> list[di
     With a standardizing DataModule the scaling is folded in, so each coefficient is per unit of the raw feature.
     """
     weight = (model.linear.weight / model.feature_std).detach().cpu().squeeze(0)  # (F,)
-    bias = (model.linear.bias - weight @ model.feature_mean.cpu()).item()
-    rows = [{"feature": name, "coefficient": w, "odds_ratio": math.exp(w)} for name, w in zip(feature_names, weight.tolist())]
-    return rows + [{"feature": "(intercept)", "coefficient": bias, "odds_ratio": math.exp(bias)}]
+    bias = (model.linear.bias.detach().cpu() - weight @ model.feature_mean.cpu()).item()
+    names = [*feature_names, "(intercept)"]
+    values = [*weight.tolist(), bias]
+    return [{"feature": n, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf} for n, w in zip(names, values)]
 
 
 def print_summary(metrics: dict[str, float], run_dir: str, model: LogisticRegression, feature_names: list[str]) -> None:
@@ -45,6 +46,6 @@ def print_summary(metrics: dict[str, float], run_dir: str, model: LogisticRegres
     for column in ("feature", "coefficient", "odds ratio"):
         table.add_column(column, justify="left" if column == "feature" else "right")
     for row in rows:
-        table.add_row(row["feature"], f"{row['coefficient']:+.6f}", f"{row['odds_ratio']:.4f}")
+        table.add_row(row["feature"], f"{row['coefficient']:+.6g}", f"{row['odds_ratio']:.4g}")
     console.print(table)
     console.print(f"Run folder: [bold]{run_dir.resolve()}[/bold]  (tensorboard --logdir {run_dir})")
