@@ -5,6 +5,7 @@ and returns the metric a sweeper optimizes. Everything of the run lands in its o
 """
 
 import os
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as `cfg` says; return the final metrics (train/*, val/*, test/*)."""
     import lightning as L  # imported here, so `--help` and `--cfg job` answer at once
 
+    from logreg.errors import ConfigError
     from logreg.report import print_summary
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -53,7 +55,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=not cfg.trust_checkpoint)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=not cfg.trust_checkpoint)
+    except pickle.UnpicklingError as error:  # torch's weights_only loader met an object it will not rebuild
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} holds pickled Python objects beyond tensors and plain values; loading it "
+            "could run arbitrary code, so it was refused. If you trust where it came from: trust_checkpoint=true"
+        ) from error
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
     if datamodule.split_tensors[datamodule.hparams.test_split][1].numel():
         metrics |= {name: value for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}

@@ -100,9 +100,9 @@ def test_hparams_tab_shows_the_knobs_and_the_final_metrics(compose, tiny_csv, tm
     assert scalars(tmp_path)["final/test/acc"] == [pytest.approx(metrics["test/acc"])]
 
 
-def test_the_default_run_learns_and_is_the_same_for_the_same_seed(compose, diabetes_dir):
-    first = train(compose("epochs=30"))
-    second = train(compose("epochs=30"))
+def test_the_default_run_learns_and_is_the_same_for_the_same_seed(compose, diabetes_dir, tmp_path):
+    first = train(compose("epochs=30", run_dir=tmp_path / "first"))
+    second = train(compose("epochs=30", run_dir=tmp_path / "second"))
 
     assert first == second
     assert first["val/acc"] > 0.7 and first["test/acc"] > 0.7
