@@ -189,36 +189,40 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
 
 
 class ShardSampler:
-    """The rows one process visits in one epoch, as an index tensor.
+    """The rows one process visits in one epoch: a contiguous block of the row order, `world_size` blocks in all.
 
-    With `world_size` processes each takes an equal shard; `pad` repeats rows from the start so all shards are equally
-    long (as DistributedSampler does, needed for training so every rank takes the same number of steps). With
-    `shuffle` the order is drawn anew each epoch from `seed + epoch`: Lightning calls `set_epoch` before each one.
+    Unshuffled, the order is the rows themselves: the block is rows `start:stop`, which TensorBatches serves as views
+    (no copy, no work per epoch). With `shuffle` the order is a permutation drawn anew each epoch from `seed + epoch`
+    (Lightning calls `set_epoch` before each one).
+    With `pad`, every block has ceil(n_rows / world_size) rows, so every process takes the same number of steps (as
+    DistributedSampler does, needed for training): the last block starts early enough to be full, repeating a few rows
+    of the block before it. Without `pad` (evaluation) the blocks split the rows exactly, each row counted once.
     """
 
-    def __init__(self, n_rows: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True):
-        self.n_rows, self.shuffle, self.seed, self.rank, self.world_size, self.pad = n_rows, shuffle, seed, rank, world_size, pad
+    def __init__(
+        self, n_rows: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True
+    ):
+        self.n_rows, self.shuffle, self.seed = n_rows, shuffle, seed
         self.epoch = 0
-        self.shard_size = math.ceil(n_rows / world_size) if pad else len(range(rank, n_rows, world_size))
+        if pad:
+            size = math.ceil(n_rows / world_size)
+            self.start = max(min(rank * size, n_rows - size), 0)
+            self.stop = self.start + size
+        else:
+            self.start, self.stop = n_rows * rank // world_size, n_rows * (rank + 1) // world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.shard_size
+        return self.stop - self.start
 
-    def indices(self) -> torch.Tensor | None:
-        """The row order for this epoch, or None for "all rows in order" (served as views, without a gather)."""
-        if self.world_size == 1 and not self.shuffle:
-            return None
-        if self.shuffle:
-            order = torch.randperm(self.n_rows, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.n_rows)
-        if self.pad:
-            total = self.shard_size * self.world_size
-            order = torch.cat([order, order[: total - self.n_rows]]) if total > self.n_rows else order
-        return order[self.rank :: self.world_size]
+    def indices(self) -> torch.Tensor:
+        """This epoch's rows, (len(self),) row indices."""
+        if not self.shuffle:
+            return torch.arange(self.start, self.stop)
+        order = torch.randperm(self.n_rows, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return order[self.start : self.stop]
 
 
 class TensorBatches:
@@ -228,7 +232,7 @@ class TensorBatches:
     """
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int | None, sampler: ShardSampler):
-        self.features, self.labels = features, labels
+        self.features, self.labels = features, labels  # (N, F), (N,)
         self.sampler, self.batch_sampler = sampler, None  # the DataLoader attributes Lightning reads (set_epoch)
         self.batch_size = batch_size or max(len(sampler), 1)
 
@@ -236,15 +240,16 @@ class TensorBatches:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self):
-        order = self.sampler.indices()
-        if order is None:  # contiguous rows: views, no copy
-            for start in range(0, len(self.sampler), self.batch_size):
-                yield self.features[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+        if not self.sampler.shuffle:  # a contiguous block of rows: views, no copy
+            block = slice(self.sampler.start, self.sampler.stop)
+            features, labels = self.features[block], self.labels[block]
+            for start in range(0, len(labels), self.batch_size):
+                yield features[start : start + self.batch_size], labels[start : start + self.batch_size]
             return
-        order = order.to(self.features.device)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            yield self.features[rows], self.labels[rows]
+        rows = self.sampler.indices().to(self.features.device)
+        for start in range(0, len(rows), self.batch_size):
+            batch_rows = rows[start : start + self.batch_size]  # (B,)
+            yield self.features[batch_rows], self.labels[batch_rows]
 
 
 # -------------------------------------------------------------------------------------------------- DataModules

@@ -18,3 +18,10 @@ class ConfigError(UserError):
 
 class TrainingDiverged(UserError):
     """The loss or the weights became NaN or infinite during training."""
+
+
+def find_user_error(error: BaseException | None) -> UserError | None:
+    """The UserError behind `error`, following `raise ... from` causes (Hydra's instantiate wraps errors that way)."""
+    while error is not None and not isinstance(error, UserError):
+        error = error.__cause__
+    return error

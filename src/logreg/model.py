@@ -73,16 +73,18 @@ class LogisticRegression(L.LightningModule):
         self.register_buffer("feature_mean", torch.zeros(n_features))  # (F,)
         self.register_buffer("feature_std", torch.ones(n_features))  # (F,), all > 0
         for stage in ("train", "val", "test"):
-            metrics = {"acc": BinaryAccuracy(threshold)}
+            # validate_args=False: the inputs are sigmoid outputs and 0/1 labels (checked when the data was read);
+            # re-checking them every step costs more than the step itself on large batches.
+            metrics = {"acc": BinaryAccuracy(threshold, validate_args=False)}
             if stage != "train":  # ranking and per-class metrics are for held-out rows, not every training step
                 metrics |= {
-                    "auroc": BinaryAUROC(),
-                    "f1": BinaryF1Score(threshold),
-                    "precision": BinaryPrecision(threshold),
-                    "recall": BinaryRecall(threshold),
+                    "auroc": BinaryAUROC(validate_args=False),
+                    "f1": BinaryF1Score(threshold, validate_args=False),
+                    "precision": BinaryPrecision(threshold, validate_args=False),
+                    "recall": BinaryRecall(threshold, validate_args=False),
                 }
             setattr(self, f"{stage}_metrics", MetricCollection(metrics, prefix=f"{stage}/"))
-            setattr(self, f"{stage}_loss", MeanMetric())
+            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))  # a NaN loss shows as NaN, not dropped
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, F) -> logits (B,)"""
@@ -107,14 +109,27 @@ class LogisticRegression(L.LightningModule):
         logits = self.logits(features)  # (B,)
         # BCE on logits is lab 5's sigmoid + F.binary_cross_entropy, without log(0) when a probability saturates.
         loss = F.binary_cross_entropy_with_logits(logits, labels)
-        loss_metric, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
-        loss_metric.update(loss.detach(), weight=len(labels))
-        metrics.update(torch.sigmoid(logits.detach()), labels.long())
-        in_bar = stage != "test"  # the bar shows loss and accuracy while fitting; test metrics get a table
-        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=in_bar)
-        for name, metric in metrics.items():
-            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=in_bar and name.endswith("/acc"))
+        # Each step only accumulates; _log_epoch logs once per epoch (a self.log call costs more than a small step).
+        # Bool targets: the metrics take them as they are, without an int64 copy of the labels every step.
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(labels))
+        getattr(self, f"{stage}_metrics").update(torch.sigmoid(logits.detach()), labels.bool())
         return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log the epoch's metrics, computed over all processes' rows (torchmetrics syncs them), then reset."""
+        in_bar = stage != "test"  # the bar shows loss and accuracy while fitting; test metrics get a table
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=in_bar)
+        for name, metric in getattr(self, f"{stage}_metrics").items():
+            self.log(name, metric, prog_bar=in_bar and name.endswith("/acc"))
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train")

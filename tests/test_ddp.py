@@ -1,0 +1,167 @@
+"""Several processes: `trainer=ddp_cpu` (DDP over gloo, 2 CPU processes) gives the numbers of one process, writes one
+run folder, and works under `-m`. Each DDP run is a real `python train.py` process tree (Lightning's launcher starts
+the second process), on a 200-row table.
+
+Tolerance: the table has 160 training rows, 80 per process, so gradient averaging over equal shards is the full-batch
+gradient and the two runs differ only by float32 summation order: 1e-5 on every loss. (With an odd number of training
+rows the last shard repeats one row as padding; on lab 5's 759 rows that moves the final loss by 3e-5.)
+"""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from logreg.data import CSVDataModule
+
+pytestmark = pytest.mark.slow
+
+EPOCHS, LR = 5, 0.5
+DDP_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def balanced_csv(tmp_path_factory) -> Path:
+    """200 rows, 3 features then a 0/1 label, 100 of each class: the split leaves 160 training rows (80 per process)."""
+    rng = np.random.default_rng(7)
+    features = rng.uniform(-1, 1, size=(200, 3)).astype(np.float32)
+    logits = features @ np.array([2.0, -1.0, 0.5]) + rng.normal(0, 0.7, 200)
+    labels = (logits > np.median(logits)).astype(np.float32)
+    path = tmp_path_factory.mktemp("data") / "balanced.csv"
+    np.savetxt(path, np.column_stack([features, labels]), delimiter=",", fmt="%.6g")
+    return path
+
+
+def run_train(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def overrides(csv: Path) -> list[str]:
+    return ["data=csv", f"data.path={csv}", f"epochs={EPOCHS}", f"lr={LR}"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(balanced_csv, tmp_path_factory) -> Path:
+    """The run folder of `python train.py trainer=ddp_cpu` on the balanced table."""
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    run_train("trainer=ddp_cpu", *overrides(balanced_csv), f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def single_run(balanced_csv, tmp_path_factory) -> Path:
+    """The run folder of the same config in one process (trainer=cpu)."""
+    run_dir = tmp_path_factory.mktemp("single") / "run"
+    run_train("trainer=cpu", *overrides(balanced_csv), f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def metrics(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def loss_and_accuracy(run_dir: Path, features: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean BCE and accuracy of the run's final coefficients (coefficients.csv) on the given rows."""
+    rows = (run_dir / "coefficients.csv").read_text().splitlines()[1:]
+    coefficients = torch.tensor([float(row.split(",")[1]) for row in rows])  # (F + 1,): weights, then the intercept
+    logits = features @ coefficients[:-1] + coefficients[-1]
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
+    return loss, ((logits >= 0).float() == labels).float().mean().item()
+
+
+def test_ddp_scores_validation_and_test_over_the_whole_split_not_one_shard(ddp_run, balanced_csv):
+    datamodule = CSVDataModule(str(balanced_csv), seed=1)  # the split train.py made: seed=1, 10% val, 10% test
+    datamodule.setup()
+    reported = metrics(ddp_run)
+
+    for split in ("val", "test"):
+        features, labels = datamodule.split_tensors[split]
+        whole_loss, whole_accuracy = loss_and_accuracy(ddp_run, features, labels)
+        first_shard_loss, _ = loss_and_accuracy(ddp_run, features[: len(labels) // 2], labels[: len(labels) // 2])
+        assert abs(first_shard_loss - whole_loss) > 1e-3  # so matching the whole split means something
+        assert reported[f"{split}/loss"] == pytest.approx(whole_loss, abs=1e-5)
+        assert reported[f"{split}/acc"] == pytest.approx(whole_accuracy, abs=1e-6)
+
+
+def test_ddp_on_two_processes_ends_where_one_process_does(ddp_run, single_run):
+    two, one = metrics(ddp_run), metrics(single_run)
+
+    assert set(two) == set(one)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=DDP_TOLERANCE), name
+    for name in ("val/acc", "test/acc", "val/auroc", "test/auroc"):
+        assert two[name] == pytest.approx(one[name], abs=1e-6), name
+    assert one["val/loss"] < math.log(2) - 0.05  # both learned: below the loss of predicting 0.5 everywhere
+
+
+def test_ddp_children_write_into_the_run_folder_and_rank_zero_alone_writes_config_and_scalars(ddp_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert sorted(p.name for p in ddp_run.parent.iterdir()) == ["run"]  # one folder, nothing beside it
+    child_log = (ddp_run / "train_ddp_process_1.log").read_text()
+    assert "GLOBAL_RANK: 1" in child_log  # the second process ran here, in this run folder
+    assert list(ddp_run.rglob("config.yaml")) == [ddp_run / ".hydra" / "config.yaml"]
+
+    counts = {"train/loss": 0, "test/acc": 0}
+    for event_file in ddp_run.glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(event_file)).Reload()
+        for tag in set(counts) & set(events.Tags()["scalars"]):
+            counts[tag] += len(events.Scalars(tag))
+    assert counts == {"train/loss": EPOCHS, "test/acc": 1}  # one value per epoch, not one per process
+
+
+def test_multirun_with_ddp_runs_each_trial_once_in_its_own_folder(balanced_csv, ddp_run, tmp_path):
+    (tmp_path / "balanced.csv").write_bytes(balanced_csv.read_bytes())  # a short data.path: trial folder names hold it
+    sweep_overrides = ["trainer=ddp_cpu", "data=csv", "data.path=balanced.csv", f"epochs={EPOCHS}", f"lr=0.1,{LR}"]
+    result = run_train("-m", *sweep_overrides, cwd=tmp_path)  # the default sweep folder: logs/sweeps/<time>
+
+    output = result.stdout + result.stderr
+    assert len(re.findall(r"Launching 2 jobs", output)) == 1  # no child process started the sweep again
+    assert [p.name for p in (tmp_path / "logs").iterdir()] == ["sweeps"]  # and no child made a run folder of its own
+    (sweep,) = (tmp_path / "logs" / "sweeps").iterdir()
+    trials = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [t.name.split("_")[0] for t in trials] == ["0", "1"]
+    for trial in trials:
+        assert (trial / ".hydra" / "config.yaml").is_file() and (trial / "metrics.json").is_file()
+        child_log = (trial / "train_ddp_process_1.log").read_text()
+        assert child_log.count("Initializing distributed") == 1  # this trial's second process, for this trial only
+    trial_with_lr = next(t for t in trials if f"lr={LR}" in t.name)
+    assert metrics(trial_with_lr)["val/loss"] == pytest.approx(metrics(ddp_run)["val/loss"], abs=1e-6)
+
+
+def test_num_nodes_reaches_the_trainer(compose):
+    from hydra.utils import instantiate
+
+    cfg = compose("trainer=ddp", "trainer.num_nodes=2", "trainer.devices=1")
+    trainer = instantiate(cfg.trainer)
+
+    assert trainer.num_nodes == 2 and trainer.world_size == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_config_trains_on_the_gpu_to_the_cpu_numbers(balanced_csv, single_run, tmp_path):
+    run_train("trainer=gpu", *overrides(balanced_csv), f"hydra.run.dir={tmp_path / 'run'}")
+
+    gpu, cpu = metrics(tmp_path / "run"), metrics(single_run)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert gpu[name] == pytest.approx(cpu[name], abs=1e-4), name
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_ddp_on_two_gpus_ends_where_one_process_does(balanced_csv, single_run, tmp_path):
+    run_train("trainer=ddp", "trainer.devices=2", *overrides(balanced_csv), f"hydra.run.dir={tmp_path / 'run'}")
+
+    two, one = metrics(tmp_path / "run"), metrics(single_run)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=1e-4), name
