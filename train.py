@@ -5,8 +5,6 @@ and returns the metric a sweeper optimizes. Everything of the run lands in its o
 """
 
 import os
-import pickle
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,6 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_original_cwd, instantiate
 from omegaconf import DictConfig
@@ -45,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as `cfg` says; return the final metrics (train/*, val/*, test/*)."""
     import lightning as L  # imported here, so `--help` and `--cfg job` answer at once
 
-    from logreg.errors import ConfigError
+    from logreg.checkpoints import load_checkpoint
     from logreg.report import print_summary
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -57,13 +54,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=not cfg.trust_checkpoint)
-    except pickle.UnpicklingError as error:  # torch's weights_only loader met an object it will not rebuild
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} holds pickled Python objects beyond tensors and plain values; loading it "
-            "could run arbitrary code, so it was refused. If you trust where it came from: trust_checkpoint=true"
-        ) from error
+    if cfg.ckpt_path:  # refuse an unsafe checkpoint with a clear message before Lightning reads it
+        load_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=not cfg.trust_checkpoint)
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
     if datamodule.split_tensors[datamodule.hparams.test_split][1].numel():
         metrics |= {name: value for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
@@ -74,19 +67,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         print_summary(metrics, run_dir, model, datamodule.feature_names)
     return metrics
-
-
-def user_error(error: BaseException) -> str | None:
-    """The one-line message of a UserError (also when Hydra's instantiate wrapped it, naming the config key)."""
-    from logreg.errors import UserError
-
-    cause, key = error, None
-    while isinstance(cause, InstantiationException):
-        key = key or (match.group(1) if (match := re.search(r"full_key: (\S+)", str(cause))) else None)
-        cause = cause.__cause__
-    if not isinstance(cause, UserError):
-        return None
-    return f"{key}: {cause}" if key and not str(cause).startswith(f"{key}.") else str(cause)
 
 
 # What Lightning's DDP launcher sets in os.environ for the processes it starts (lightning/pytorch/strategies/launchers).
@@ -151,16 +131,13 @@ def ddp_processes_of_this_job() -> Iterator[None]:
 def main(cfg: DictConfig) -> float:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from logreg.cli import errors_as_messages
+
     try:
-        with ddp_processes_of_this_job():
+        with errors_as_messages(), ddp_processes_of_this_job():
             metrics = train(cfg)
     except SIGTERMException:  # Lightning stopped after the current step; ResumeHint named the checkpoint
         sys.exit(128 + 15)
-    except Exception as error:
-        message = user_error(error)
-        if message is None or HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # a bug keeps its traceback; in a sweep the launcher records the failed trial and goes on
-        sys.exit(f"error: {message}")
     if cfg.optimized_metric in metrics:
         return metrics[cfg.optimized_metric]
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweeper needs it: fail this trial, saying why

@@ -54,7 +54,7 @@ def tiny_csv(tmp_path) -> Path:
 
 @pytest.fixture
 def compose(tmp_path):
-    """compose(*overrides, run_dir=tmp_path) -> the run config as `python train.py *overrides` builds it.
+    """compose(*overrides, run_dir=tmp_path, config_name="config") -> the config `python train.py *overrides` builds.
 
     Hydra's compose API, with the hydra node set as a real run sets it, so ${hydra:runtime.output_dir} resolves.
     """
@@ -64,9 +64,9 @@ def compose(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    def _compose(*overrides: str, run_dir=tmp_path):
+    def _compose(*overrides: str, run_dir=tmp_path, config_name="config"):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+            cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir)
             cfg.hydra.job.num = 0

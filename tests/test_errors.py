@@ -1,6 +1,5 @@
 """Bad input and faults: each gets one clear message naming the file, line, column or key, and nothing is lost."""
 
-import os
 import random
 import re
 import signal
@@ -15,10 +14,11 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from conftest import REPO
-from logreg.checkpoint_io import AtomicCheckpointIO
+from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import CSVDataModule, fetch, read_csv
 from logreg.errors import ConfigError, DataError, TrainingDiverged
-from train import train, user_error
+from logreg.cli import user_error
+from train import train
 
 
 def csv_file(tmp_path, text, name="bad.csv"):

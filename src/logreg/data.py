@@ -48,6 +48,63 @@ def _first_bad_row(path: Path, first_line: int, n_columns: int) -> str:
     return "a row could not be parsed"
 
 
+def read_table(path: str | os.PathLike, header: bool | None = None) -> tuple[np.ndarray, list[str], bool]:
+    """Read a CSV of numbers into a float32 table (N, C), every cell finite.
+
+    Args:
+        path: the CSV file.
+        header: whether the first row holds column names; None detects it (a first row with any non-number).
+
+    Returns:
+        the table, the C column names (`x0`, `x1`, ... without a header), and whether there was a header.
+
+    Raises:
+        DataError: naming the file, and the line and column where there is one, for any unusable content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with path.open(newline="") as file:
+        first_row = next(csv.reader(file), None)
+    if not first_row or not any(cell.strip() for cell in first_row):
+        raise DataError(f"{path}: the file is empty; expected rows of comma-separated numbers")
+    first_row = [cell.strip() for cell in first_row]
+    if header is None:
+        header = not all(_is_number(cell) for cell in first_row)
+    n_columns = len(first_row)
+
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float32, skiprows=int(header), ndmin=2, encoding="utf-8")
+    except ValueError:
+        raise DataError(f"{path}: {_first_bad_row(path, 1 + int(header), n_columns)}") from None
+    if table.shape[0] == 0:
+        raise DataError(f"{path}: no data rows after the header line")
+    if table.shape[1] != n_columns:  # loadtxt reads a one-column body after a wider header without complaint
+        raise DataError(f"{path}: {_first_bad_row(path, 1 + int(header), n_columns)}")
+    not_finite = ~np.isfinite(table)
+    if not_finite.any():
+        row, column = np.argwhere(not_finite)[0]
+        raise DataError(
+            f"{path}: line {row + 1 + int(header)}, column {column}: {table[row, column]} is not a finite number; "
+            "remove or impute such rows"
+        )
+    names = first_row if header else [f"x{i}" for i in range(n_columns)]
+    return table, names, header
+
+
+def column_index(path: str | os.PathLike, names: list[str], header: bool, column: int | str) -> int:
+    """The index of `column` (an index, negative from the end, or a header name) among `names`."""
+    if isinstance(column, str):
+        if not header:
+            raise DataError(f"{path}: label_column={column!r} names a column, but the file has no header row")
+        if column not in names:
+            raise DataError(f"{path}: no column named {column!r}; the header has {names}")
+        return names.index(column)
+    if not -len(names) <= column < len(names):
+        raise DataError(f"{path}: label_column={column} is out of range for {len(names)} columns")
+    return column % len(names)
+
+
 def read_csv(
     path: str | os.PathLike, header: bool | None = None, label_column: int | str = -1
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -64,57 +121,18 @@ def read_csv(
     Raises:
         DataError: naming the file, and the line and column where there is one, for any unusable content.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    with path.open(newline="") as file:
-        first_row = next(csv.reader(file), None)
-    if not first_row or not any(cell.strip() for cell in first_row):
-        raise DataError(f"{path}: the file is empty; expected rows of comma-separated numbers, the label in one column")
-    first_row = [cell.strip() for cell in first_row]
-    if header is None:
-        header = not all(_is_number(cell) for cell in first_row)
-    n_columns = len(first_row)
-    if n_columns < 2:
+    table, names, header = read_table(path, header)
+    if len(names) < 2:
         raise DataError(f"{path}: line 1 has 1 column; expected at least one feature column and one label column")
-
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.float32, skiprows=int(header), ndmin=2, encoding="utf-8")
-    except ValueError:
-        raise DataError(f"{path}: {_first_bad_row(path, 1 + int(header), n_columns)}") from None
-    if table.shape[0] == 0:
-        raise DataError(f"{path}: no data rows after the header line")
-    if table.shape[1] != n_columns:  # loadtxt reads a one-column body after a wider header without complaint
-        raise DataError(f"{path}: {_first_bad_row(path, 1 + int(header), n_columns)}")
-    not_finite = ~np.isfinite(table)
-    if not_finite.any():
-        row, column = np.argwhere(not_finite)[0]
-        raise DataError(
-            f"{path}: line {row + 1 + int(header)}, column {column}: {table[row, column]} is not a finite number; "
-            "remove or impute such rows before training"
-        )
-
-    names = first_row if header else [f"x{i}" for i in range(n_columns)]
-    if isinstance(label_column, str):
-        if not header:
-            raise DataError(f"{path}: label_column={label_column!r} names a column, but the file has no header row")
-        if label_column not in names:
-            raise DataError(f"{path}: no column named {label_column!r}; the header has {names}")
-        label_index = names.index(label_column)
-    else:
-        if not -n_columns <= label_column < n_columns:
-            raise DataError(f"{path}: label_column={label_column} is out of range for {n_columns} columns")
-        label_index = label_column % n_columns
-
+    label_index = column_index(path, names, header, label_column)
     labels = table[:, label_index]
     found = np.unique(labels)
     if not np.isin(found, (0.0, 1.0)).all():
         shown = ", ".join(f"{value:g}" for value in found[:10]) + (", ..." if len(found) > 10 else "")
         raise DataError(f"{path}: column {label_index} (the label) must hold only 0 and 1; found {shown}")
-    feature_columns = [i for i in range(n_columns) if i != label_index]
+    feature_columns = [i for i in range(len(names)) if i != label_index]
     features = np.ascontiguousarray(table[:, feature_columns])
-    feature_names = [names[i] for i in feature_columns]
-    return features, np.ascontiguousarray(labels), feature_names
+    return features, np.ascontiguousarray(labels), [names[i] for i in feature_columns]
 
 
 # ----------------------------------------------------------------------------------------------- fetching a file

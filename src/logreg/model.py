@@ -104,16 +104,18 @@ class LogisticRegression(L.LightningModule):
             self.feature_mean.copy_(feature_stats[0])
             self.feature_std.copy_(feature_stats[1])
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and probabilities (B,) of one batch; the stage's metrics take them in."""
         features, labels = batch  # (B, F), (B,) in {0, 1}
         logits = self.logits(features)  # (B,)
         # BCE on logits is lab 5's sigmoid + F.binary_cross_entropy, without log(0) when a probability saturates.
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         # Each step only accumulates; _log_epoch logs once per epoch (a self.log call costs more than a small step).
         # Bool targets: the metrics take them as they are, without an int64 copy of the labels every step.
+        probs = torch.sigmoid(logits.detach())
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(labels))
-        getattr(self, f"{stage}_metrics").update(torch.sigmoid(logits.detach()), labels.bool())
-        return loss
+        getattr(self, f"{stage}_metrics").update(probs, labels.bool())
+        return loss, probs
 
     def _log_epoch(self, stage: str) -> None:
         """Log the epoch's metrics, computed over all processes' rows (torchmetrics syncs them), then reset."""
@@ -132,13 +134,19 @@ class LogisticRegression(L.LightningModule):
         self._log_epoch("test")
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train")[0]
 
     def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "val")
+        return self._shared_step(batch, "val")[1], batch[1]  # (probs, labels): for callbacks that draw curves
 
     def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
+        return self._shared_step(batch, "test")[1], batch[1]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The data's class, so eval.py and predict.py rebuild the DataModule from the checkpoint alone.
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None:
+            checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
 
     def predict_step(self, batch, batch_idx):
         features = batch[0] if isinstance(batch, (tuple, list)) else batch
