@@ -1,15 +1,21 @@
-"""What the Hydra entry scripts (train.py, eval.py, predict.py, export.py) share: errors as one line, not tracebacks."""
+"""Glue between Hydra and the entry scripts (train.py, eval.py, predict.py, export.py).
+
+Errors as one line instead of tracebacks, and Lightning's DDP processes running the current Hydra job.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from hydra.utils import get_original_cwd
 
 from logreg.errors import UserError
 
@@ -39,3 +45,62 @@ def errors_as_messages() -> Iterator[None]:
         if message is None or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         sys.exit(f"error: {message}")
+
+
+# What Lightning's DDP launcher sets in os.environ for the processes it starts (lightning/pytorch/strategies/launchers).
+DDP_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def ddp_child_command(script: str, local_rank: int) -> tuple[list[str], str]:
+    """The command Lightning's DDP launcher runs for the process of `local_rank` (1, 2, ...): this Hydra job alone,
+    by the entry `script`.
+
+    Lightning's own (`_hydra_subprocess_cmd`) re-runs sys.argv, so under `-m` every child would start the whole
+    sweep again. This runs the job's own config (one trial of a sweep) as a single run in the job's folder, without
+    writing .hydra/ a second time; the child's log goes to train_ddp_process_<local_rank>.log beside train.log.
+    Everything comes from the job's Hydra config, not sys.argv, so it also holds in a launcher's worker process.
+    """
+    hydra_cfg = HydraConfig.get()
+    flags = [f"--config-name={hydra_cfg.job.config_name}"]
+    for source in hydra_cfg.runtime.config_sources:  # conf/ (or --config-path), and a --config-dir
+        where = source.path if source.schema == "file" else f"{source.schema}://{source.path}"
+        if source.provider == "main":
+            flags.append(f"--config-path={where}")
+        elif source.provider == "command-line":
+            flags.append(f"--config-dir={where}")
+    ours = ("hydra.mode", "hydra.run.dir", "hydra.output_subdir", "hydra.job.name")
+    hydra_overrides = [o for o in hydra_cfg.overrides.hydra if o.split("=", 1)[0].lstrip("+~") not in ours]
+    command = [sys.executable, os.path.abspath(script), *flags, *hydra_cfg.overrides.task, *hydra_overrides]
+    command += [
+        "hydra.mode=RUN",
+        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',  # quoted: a sweep folder's name holds "=" and ","
+        "hydra.output_subdir=null",  # rank zero wrote .hydra/
+        f"hydra.job.name=train_ddp_process_{local_rank}",
+    ]
+    return command, get_original_cwd()
+
+
+@contextmanager
+def ddp_processes_of_this_job(script: str) -> Iterator[None]:
+    """Within: a DDP trainer's extra processes run this Hydra job. After: they are gone, as if never launched.
+
+    Lightning's launcher leaves LOCAL_RANK, MASTER_PORT, ... in os.environ and the process group open for the life of
+    the process; the next job of a `-m` sweep would take them for an external launch (torchrun) and wait for children
+    that have exited. So the process that launched them closes the group and restores the environment.
+    """
+    import torch.distributed as dist
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = partial(ddp_child_command, script)
+    env_before = {key: os.environ.get(key) for key in DDP_LAUNCH_ENV}
+    try:
+        yield
+    finally:
+        if env_before["LOCAL_RANK"] is None and "LOCAL_RANK" in os.environ:  # this process launched the children
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+            for key, value in env_before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
