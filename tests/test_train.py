@@ -125,3 +125,9 @@ def test_train_py_shows_its_config(flag):
     result = subprocess.run([sys.executable, str(REPO / "train.py"), flag], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "lr: 1.0" in result.stdout and "epochs: 100" in result.stdout
+
+
+def test_breast_cancer_trains_offline_with_standardized_features(compose):
+    metrics = train(compose("data=breast_cancer", "epochs=30"))
+
+    assert metrics["val/acc"] > 0.9 and metrics["test/acc"] > 0.9
