@@ -17,17 +17,16 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_original_cwd
 
-from logreg.errors import UserError
+from logreg.errors import find_user_error
 
 
 def user_error(error: BaseException) -> str | None:
     """The one-line message of a UserError (also when Hydra's instantiate wrapped it, naming the config key)."""
-    cause, key = error, None
-    while isinstance(cause, InstantiationException):
-        key = key or (match.group(1) if (match := re.search(r"full_key: (\S+)", str(cause))) else None)
-        cause = cause.__cause__
-    if not isinstance(cause, UserError):
+    cause = find_user_error(error)
+    if cause is None:
         return None
+    match = re.search(r"full_key: (\S+)", str(error)) if isinstance(error, InstantiationException) else None
+    key = match.group(1) if match else None
     return f"{key}: {cause}" if key and not str(cause).startswith(f"{key}.") else str(cause)
 
 
