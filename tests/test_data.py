@@ -158,17 +158,3 @@ def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():
     assert [len(rows) for rows in epoch0] == [4, 4, 2] and len(loader) == 3
     assert sorted(sum(epoch0, [])) == sorted(epoch1) == list(range(10))
     assert sum(epoch0, []) != epoch1
-
-
-def test_unshuffled_full_batch_is_the_tensor_itself_not_a_copy():
-    features, labels = torch.randn(6, 2), torch.ones(6)
-    (batch,) = list(TensorBatches(features, labels, batch_size=None, sampler=ShardSampler(6)))
-
-    assert batch[0].data_ptr() == features.data_ptr()
-
-
-def test_shards_of_two_ranks_are_equal_in_length_and_cover_every_row():
-    shards = [ShardSampler(7, rank=rank, world_size=2).indices().tolist() for rank in (0, 1)]
-
-    assert len(shards[0]) == len(shards[1]) == 4
-    assert set(shards[0]) | set(shards[1]) == set(range(7))
