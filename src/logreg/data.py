@@ -431,12 +431,18 @@ class CSVDataModule(TabularDataModule):
         """
         super().__init__(**split_options)
         self.source = dict(path=path, data_dir=data_dir, url=url, sha256=sha256)
+        self._local_file: Path | None = None  # fetched and verified once per process
+
+    def local_file(self) -> Path:
+        if self._local_file is None:
+            self._local_file = fetch(**self.source)
+        return self._local_file
 
     def prepare_data(self) -> None:
-        fetch(**self.source)
+        self.local_file()
 
     def read(self):
-        return read_csv(fetch(**self.source), self.hparams.header, self.hparams.label_column)
+        return read_csv(self.local_file(), self.hparams.header, self.hparams.label_column)
 
 
 class BreastCancerDataModule(TabularDataModule):

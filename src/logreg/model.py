@@ -86,13 +86,16 @@ class LogisticRegression(L.LightningModule):
             setattr(self, f"{stage}_metrics", MetricCollection(metrics, prefix=f"{stage}/"))
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))  # a NaN loss shows as NaN, not dropped
 
+    def folded_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight (1, F) and bias (1,) that act on features as given: w / std and b - (w / std) . mean."""
+        weight = self.linear.weight / self.feature_std
+        return weight, self.linear.bias - weight @ self.feature_mean
+
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, F) -> logits (B,)"""
-        # w . (x - mean) / std + b, with the scaling folded into w and b: no extra pass over the features.
-        # With mean 0 and std 1 this is bit-for-bit nn.Linear, as in the lab.
-        weight = self.linear.weight / self.feature_std  # (1, F)
-        bias = self.linear.bias - weight @ self.feature_mean  # (1,)
-        return F.linear(features, weight, bias).squeeze(-1)
+        # The scaling folded into w and b: no extra pass over the features. With mean 0 and std 1 this is
+        # bit-for-bit nn.Linear, as in the lab.
+        return F.linear(features, *self.folded_weights()).squeeze(-1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, F) -> probabilities of class 1 (B,)"""

@@ -18,11 +18,13 @@ def coefficients(model: LogisticRegression, feature_names: list[str]) -> list[di
 
     With a standardizing DataModule the scaling is folded in, so each coefficient is per unit of the raw feature.
     """
-    weight = (model.linear.weight / model.feature_std).detach().cpu().squeeze(0)  # (F,)
-    bias = (model.linear.bias.detach().cpu() - weight @ model.feature_mean.cpu()).item()
+    weight, bias = model.folded_weights()  # (1, F), (1,)
     names = [*feature_names, "(intercept)"]
-    values = [*weight.tolist(), bias]
-    return [{"feature": n, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf} for n, w in zip(names, values)]
+    values = [*weight.squeeze(0).tolist(), bias.item()]
+    return [
+        {"feature": name, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf}  # exp overflows past 709
+        for name, w in zip(names, values)
+    ]
 
 
 def print_summary(metrics: dict[str, float], run_dir: str, model: LogisticRegression, feature_names: list[str]) -> None:
