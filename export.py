@@ -32,7 +32,8 @@ def export(cfg: DictConfig) -> Path:
         )
     else:
         model.to_torchscript(output, method="trace", example_inputs=example)
-    print(f"{cfg.format} model written to {output}: features (batch, {model.hparams.n_features}) -> probability (batch,)")
+    n_features = model.hparams.n_features
+    print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability (batch,)")
     return output
 
 

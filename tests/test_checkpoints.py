@@ -49,7 +49,8 @@ def test_eval_reports_every_metric_and_writes_them_to_its_run_folder(trained, co
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     assert tn + fp + fn + tp == 20  # the tiny table's test rows (10%), cut again as in training
     assert metrics["test/acc"] == pytest.approx((tn + tp) / 20)
-    assert json.loads((eval_dir / "metrics.json").read_text()) == pytest.approx({k: metrics[k] for k in expected - {"confusion_matrix"}})
+    scalars = {name: metrics[name] for name in expected - {"confusion_matrix"}}
+    assert json.loads((eval_dir / "metrics.json").read_text()) == pytest.approx(scalars)
     assert json.loads((eval_dir / "confusion_matrix.json").read_text()) == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
     assert list(eval_dir.glob("events.out.tfevents.*"))
 

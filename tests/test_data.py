@@ -64,7 +64,9 @@ def test_the_lab_csv_has_759_rows_of_8_features(diabetes_csv):
 
 
 def test_fetch_prefers_a_local_copy_and_checks_its_checksum(diabetes_dir):
-    assert fetch(DIABETES, str(diabetes_dir), url="http://127.0.0.1:9/never", sha256=DIABETES_SHA256) == diabetes_dir / DIABETES
+    found = fetch(DIABETES, str(diabetes_dir), url="http://127.0.0.1:9/never", sha256=DIABETES_SHA256)
+
+    assert found == diabetes_dir / DIABETES
 
 
 def test_fetch_downloads_verifies_and_keeps_the_file(tmp_path, tiny_csv):

@@ -45,6 +45,7 @@ class ResumeHint(L.Callback):
             return
         last = next((Path(c.last_model_path) for c in trainer.checkpoint_callbacks if c.last_model_path), None)
         if last is not None and last.is_file():
-            print(f"\nInterrupted after epoch {trainer.current_epoch - 1}. Resume with: ckpt_path={last}", file=sys.stderr)
+            epoch = trainer.current_epoch - 1
+            print(f"\nInterrupted after epoch {epoch}. Resume with: ckpt_path={last}", file=sys.stderr)
         else:
             print("\nInterrupted before the first checkpoint was written: nothing to resume.", file=sys.stderr)

@@ -21,8 +21,8 @@ def coefficients(model: LogisticRegression, feature_names: list[str]) -> list[di
     weight, bias = model.folded_weights()  # (1, F), (1,)
     names = [*feature_names, "(intercept)"]
     values = [*weight.squeeze(0).tolist(), bias.item()]
-    return [
-        {"feature": name, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf}  # exp overflows past 709
+    return [  # exp overflows past 709: an odds ratio that large is infinite for all purposes
+        {"feature": name, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf}
         for name, w in zip(names, values)
     ]
 
