@@ -79,9 +79,13 @@ def test_tensorboard_server_serves_the_runs_scalar_tags(run_dir, tmp_path):
             except OSError:
                 pass  # not listening yet
             time.sleep(0.5)
-    finally:
+    finally:  # the server stops with the test, whatever happened
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
     run_tags = set().union(*(set(run) for run in served.values())) if served else set()
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/auroc"} <= run_tags, served

@@ -43,7 +43,9 @@ class ResumeHint(L.Callback):
     def on_exception(self, trainer, pl_module, exception):
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not trainer.is_global_zero:
             return
-        last = next((Path(c.last_model_path) for c in trainer.checkpoint_callbacks if c.last_model_path), None)
+        # The latest epoch's checkpoint: that of a checkpoint callback with no metric to monitor (last.ckpt).
+        paths = [c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor is None and c.best_model_path]
+        last = Path(paths[0]) if paths else None
         if last is not None and last.is_file():
             epoch = trainer.current_epoch - 1
             print(f"\nInterrupted after epoch {epoch}. Resume with: ckpt_path={last}", file=sys.stderr)

@@ -27,6 +27,18 @@ def coefficients(model: LogisticRegression, feature_names: list[str]) -> list[di
     ]
 
 
+def print_confusion_matrix(matrix: list[list[int]], run_dir: str, split: str) -> None:
+    """Print the 2x2 counts [[tn, fp], [fn, tp]] as a table and write them to run_dir as confusion_matrix.json."""
+    (tn, fp), (fn, tp) = matrix
+    (Path(run_dir) / "confusion_matrix.json").write_text(json.dumps({"tn": tn, "fp": fp, "fn": fn, "tp": tp}) + "\n")
+    table = Table(title=f"Confusion matrix ({split} rows)")
+    for column in ("", "predicted 0", "predicted 1"):
+        table.add_column(column, justify="right")
+    table.add_row("true 0", str(tn), str(fp))
+    table.add_row("true 1", str(fn), str(tp))
+    Console().print(table)
+
+
 def print_summary(metrics: dict[str, float], run_dir: str, model: LogisticRegression, feature_names: list[str]) -> None:
     """Print the final metrics and coefficients, and write them to run_dir as metrics.json and coefficients.csv."""
     run_dir = Path(run_dir)

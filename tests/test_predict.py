@@ -1,0 +1,98 @@
+"""predict.py: rows of raw features in, probability and predicted label per row out, preprocessed as in training."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import REPO, make_table
+from logreg.checkpoints import load_checkpoint
+from logreg.errors import DataError
+from predict import predict
+from train import train
+
+
+@pytest.fixture
+def trained(compose, tiny_csv, tmp_path):
+    """A short run on the tiny CSV with standardization (so the scaler must travel): its last checkpoint."""
+    train(compose("data=csv", f"data.path={tiny_csv}", "data.standardize=true", "epochs=5", run_dir=tmp_path / "run"))
+    return tmp_path / "run" / "checkpoints" / "last.ckpt"
+
+
+def predict_rows(ckpt_path, input_path, output_path, **options) -> list[dict]:
+    """What `python predict.py ckpt_path=... input=... output=... **options` writes, read back."""
+    cfg = OmegaConf.load(REPO / "conf" / "predict.yaml")
+    cfg.merge_with({"ckpt_path": str(ckpt_path), "input": str(input_path), "output": str(output_path), **options})
+    predict(cfg)
+    with open(output_path) as file:
+        return list(csv.DictReader(file))
+
+
+def probabilities(ckpt_path, features: np.ndarray) -> np.ndarray:
+    """The checkpoint's LightningModule on raw feature rows (N, F) -> (N,)."""
+    model, _ = load_checkpoint(ckpt_path)
+    return model(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))).detach().numpy()
+
+
+@pytest.mark.parametrize("with_label", [True, False], ids=["with-label-column", "features-only"])
+def test_predict_applies_the_training_scaler_and_writes_probability_and_label(trained, tmp_path, with_label):
+    features, labels = make_table(n_rows=30, seed=5)
+    np.savetxt(tmp_path / "new.csv", np.column_stack([features, labels]) if with_label else features, delimiter=",")
+
+    rows = predict_rows(trained, tmp_path / "new.csv", tmp_path / "pred.csv")
+
+    expected = probabilities(trained, features)  # the model standardizes raw rows with the scaler it carries
+    assert list(rows[0]) == ["probability", "prediction"] and len(rows) == 30
+    np.testing.assert_allclose([float(row["probability"]) for row in rows], expected, rtol=0, atol=1e-6)
+    assert [int(row["prediction"]) for row in rows] == (expected >= 0.5).astype(int).tolist()
+
+
+def test_predict_drops_the_label_column_by_its_header_name_as_in_training(compose, tmp_path):
+    features, labels = make_table(n_features=2)
+    table = np.column_stack([features[:, 0], labels, features[:, 1]])  # the label in the middle
+    header = "glucose,outcome,bmi"
+    np.savetxt(tmp_path / "train.csv", table, delimiter=",", fmt="%.6g", header=header, comments="")
+    train(compose("data=csv", f"data.path={tmp_path / 'train.csv'}", "data.label_column=outcome", "epochs=3"))
+    np.savetxt(tmp_path / "new.csv", table[:25], delimiter=",", fmt="%.6g", header=header, comments="")
+
+    rows = predict_rows(tmp_path / "checkpoints/last.ckpt", tmp_path / "new.csv", tmp_path / "pred.csv")
+
+    expected = probabilities(tmp_path / "checkpoints/last.ckpt", table[:25, [0, 2]])
+    np.testing.assert_allclose([float(row["probability"]) for row in rows], expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("threshold, label", [(0.001, "1"), (0.999, "0")])
+def test_predict_threshold_is_configurable(trained, tmp_path, threshold, label):
+    features, _ = make_table(n_rows=20, seed=6)
+    np.savetxt(tmp_path / "new.csv", features, delimiter=",")
+    assert set((probabilities(trained, features) >= 0.5).tolist()) == {False, True}  # 0.5 would predict both
+
+    rows = predict_rows(trained, tmp_path / "new.csv", tmp_path / "pred.csv", threshold=threshold)
+
+    assert {row["prediction"] for row in rows} == {label}
+
+
+def test_predict_refuses_rows_with_the_wrong_number_of_features(trained, tmp_path):
+    np.savetxt(tmp_path / "wide.csv", np.zeros((4, 6)), delimiter=",")
+
+    with pytest.raises(DataError, match=r"wide\.csv: rows have 6 columns; the model takes 3 features \(or 4 columns"):
+        predict_rows(trained, tmp_path / "wide.csv", tmp_path / "pred.csv")
+    assert not (tmp_path / "pred.csv").exists()
+
+
+@pytest.mark.slow
+def test_predict_py_writes_one_prediction_per_input_row(trained, tmp_path):
+    np.savetxt(tmp_path / "new.csv", make_table(n_rows=12, seed=7)[0], delimiter=",")
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "predict.py"), f"ckpt_path={trained}", "input=new.csv", "output=pred.csv"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "12 predictions written to pred.csv" in result.stdout
+    assert len((tmp_path / "pred.csv").read_text().splitlines()) == 1 + 12

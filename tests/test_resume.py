@@ -1,0 +1,85 @@
+"""Resuming: `python train.py ckpt_path=.../last.ckpt epochs=N` ends where an uninterrupted N-epoch run ends, and a run
+killed mid-way loses only the epoch it was in."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+
+from conftest import REPO
+from train import train
+
+# Mini-batches, shuffled anew each epoch, and Adam: resuming must restore the epoch, the optimizer's moments and the
+# shuffling order, or the numbers drift apart.
+ADAM_MINIBATCHES = ("data.batch_size=32", "optimizer=adam", "lr=0.05")
+# L-BFGS, a few iterations an epoch: its curvature history must carry over.
+LBFGS = ("optimizer=lbfgs", "model.optimizer.max_iter=5")
+
+
+def assert_same_training_state(checkpoint_path, reference_path):
+    """Epoch, step, weights and optimizer state of two checkpoints agree (weights within float32 tolerance)."""
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    reference = torch.load(reference_path, weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (reference["epoch"], reference["global_step"])
+    for name, tensor in reference["state_dict"].items():
+        torch.testing.assert_close(checkpoint["state_dict"][name], tensor, rtol=0, atol=1e-6, msg=name)
+    (optimizer,), (reference_optimizer,) = checkpoint["optimizer_states"], reference["optimizer_states"]
+    assert optimizer["param_groups"] == reference_optimizer["param_groups"]
+    torch.testing.assert_close(optimizer["state"], reference_optimizer["state"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [ADAM_MINIBATCHES, LBFGS], ids=["adam-minibatches", "lbfgs"])
+def test_resuming_from_last_ckpt_equals_an_uninterrupted_run(compose, tiny_csv, tmp_path, options):
+    common = ("data=csv", f"data.path={tiny_csv}", *options)
+    uninterrupted = train(compose(*common, "epochs=6", run_dir=tmp_path / "whole"))
+    train(compose(*common, "epochs=3", run_dir=tmp_path / "first_half"))
+
+    resumed = train(compose(*common, "epochs=6", f"ckpt_path={tmp_path / 'first_half/checkpoints/last.ckpt'}",
+                            run_dir=tmp_path / "second_half"))
+
+    assert_same_training_state(tmp_path / "second_half/checkpoints/last.ckpt", tmp_path / "whole/checkpoints/last.ckpt")
+    assert resumed == pytest.approx(uninterrupted, abs=1e-6)
+
+
+def test_last_ckpt_holds_the_last_epoch_also_after_the_validation_loss_stops_improving(compose, tiny_csv, tmp_path):
+    train(compose("data=csv", f"data.path={tiny_csv}", *LBFGS, "epochs=6"))  # converged: val/loss flat after epoch 1
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 5 and not last.is_symlink()
+    assert [path.name for path in (tmp_path / "checkpoints").glob("best-*")] == ["best-epoch=001.ckpt"]
+
+
+class SignalMidEpoch(L.Callback):
+    """Test helper: the training process sends itself `signal_name` after the second batch of epoch `epoch`."""
+
+    def __init__(self, epoch: int, signal_name: str):
+        self.epoch, self.signum = epoch, signal.Signals[signal_name]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == 1:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name, returncode", [("SIGTERM", 143), ("SIGKILL", -signal.SIGKILL)])
+def test_a_run_killed_mid_epoch_loses_only_that_epoch(compose, tiny_csv, tmp_path, signal_name, returncode):
+    common = ("data=csv", f"data.path={tiny_csv}", *ADAM_MINIBATCHES)  # 160 training rows: 5 batches an epoch
+    killed = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *common, "epochs=8", f"hydra.run.dir={tmp_path / 'killed'}",
+         "+callbacks.kill._target_=test_resume.SignalMidEpoch", "+callbacks.kill.epoch=4",
+         f"+callbacks.kill.signal_name={signal_name}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "tests")},  # where SignalMidEpoch is
+        capture_output=True, text=True, timeout=120,
+    )
+    assert killed.returncode == returncode, killed.stderr[-3000:]
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 3  # epochs 0-3 kept; only epoch 4, under way, is lost
+
+    train(compose(*common, "epochs=8", f"ckpt_path={last}", run_dir=tmp_path / "resumed"))
+    train(compose(*common, "epochs=8", run_dir=tmp_path / "whole"))
+
+    assert_same_training_state(tmp_path / "resumed/checkpoints/last.ckpt", tmp_path / "whole/checkpoints/last.ckpt")
