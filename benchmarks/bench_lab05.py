@@ -13,6 +13,7 @@ Needs data-03-diabetes.csv in $LOGREG_DATA_DIR or ../shared/data.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -85,6 +86,8 @@ def main() -> None:
     shutil.rmtree(runs_dir)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    scipy = "installed" if importlib.util.find_spec("scipy") else "not installed"
+    print(f"scipy: {scipy} (when it is, importing torchmetrics imports scipy.signal: the base install leaves it out)")
     print(f"final loss on the training rows: plain {plain_loss:.6f}, project {project_loss:.6f} (lab: 0.481234)")
     print(f"median wall time of {args.repeats} runs, each a fresh process:\n")
     plain = statistics.median(times["plain PyTorch script (lab05_plain.py)"])

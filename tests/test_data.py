@@ -1,6 +1,7 @@
 """The DataModules: reading CSVs of lab 5's kind, fetching and verifying files, the split, standardization, serving."""
 
 import hashlib
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from logreg.data import (
     read_csv,
     stratified_split,
 )
+from logreg.errors import ConfigError
 
 
 def write_csv(path, features, labels, header=None, label_first=False):
@@ -146,6 +148,13 @@ def test_breast_cancer_needs_no_download():
     assert datamodule.n_features == 30
     datamodule.setup("fit")
     assert sum(len(datamodule.split_tensors[s][1]) for s in ("train", "val", "test")) == 569
+
+
+def test_breast_cancer_without_scikit_learn_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # what an install without the extra gives: ImportError
+
+    with pytest.raises(ConfigError, match=r"pip install 'logreg\[breast-cancer\]'"):
+        BreastCancerDataModule().setup("fit")
 
 
 def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():

@@ -83,6 +83,14 @@ def test_an_unknown_format_is_refused_naming_the_formats(trained):
         export_checkpoint(trained, "tflite")
 
 
+def test_onnx_without_the_export_extra_names_what_to_install(trained, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # what an install without the extra gives: ImportError
+
+    with pytest.raises(ConfigError, match=r"onnxscript is not installed\): pip install 'logreg\[export\]'"):
+        export_checkpoint(trained, "onnx")
+    assert not trained.with_suffix(".onnx").exists()
+
+
 @pytest.mark.slow
 def test_export_py_writes_the_model_beside_its_checkpoint(trained, tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "export.py"), f"ckpt_path={trained}", "format=onnx"],

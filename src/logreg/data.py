@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from logreg.errors import DataError
+from logreg.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -452,7 +452,12 @@ class BreastCancerDataModule(TabularDataModule):
     """
 
     def read(self):
-        from sklearn.datasets import load_breast_cancer
-
+        try:  # an optional dependency: importing it brings scipy, which torchmetrics then imports on every run
+            from sklearn.datasets import load_breast_cancer
+        except ImportError as error:
+            raise ConfigError(
+                "data=breast_cancer reads its table from scikit-learn, which is not installed: "
+                "pip install 'logreg[breast-cancer]' (or pip install scikit-learn)"
+            ) from error
         table = load_breast_cancer()
         return table.data.astype(np.float32), table.target.astype(np.float32), list(table.feature_names)

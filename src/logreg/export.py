@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
 
 
@@ -36,6 +37,14 @@ class Probabilities(nn.Module):
 
 def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> Path:
     """Write an ONNX model: input `features` (batch, F) float32, output `probability` (batch,); any batch size."""
+    try:  # what torch.onnx.export(dynamo=True) imports: the `export` extra
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(
+            f"format=onnx needs the onnx and onnxscript packages ({error.name} is not installed): "
+            "pip install 'logreg[export]', or export with format=torchscript, which needs nothing more"
+        ) from error
     example = torch.zeros(2, model.hparams.n_features)  # (batch, F)
     torch.onnx.export(
         Probabilities.from_model(model), (example,), path,
