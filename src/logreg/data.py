@@ -452,7 +452,7 @@ class BreastCancerDataModule(TabularDataModule):
     """
 
     def read(self):
-        try:  # an optional dependency: importing it brings scipy, which torchmetrics then imports on every run
+        try:  # optional (the breast-cancer extra): installed, it brings scipy, which torchmetrics imports in every run
             from sklearn.datasets import load_breast_cancer
         except ImportError as error:
             raise ConfigError(
