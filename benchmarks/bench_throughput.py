@@ -218,8 +218,10 @@ def main() -> None:
         print(f"{shape}, full batch ({features.nbytes / 1e6:.0f} MB of X): time per epoch")
         print(f"  bandwidth bound (read X once) {bound * 1e3:8.2f} ms")
         print(f"  plain PyTorch                 {plain * 1e3:8.2f} ms   {plain / bound:5.2f}x the bound")
-        print(f"  project                       {project * 1e3:8.2f} ms   {project / bound:5.2f}x the bound, "
-              f"{project / plain:4.2f}x plain: overhead {(project - plain) * 1e3:+.2f} ms per epoch")
+        print(
+            f"  project                       {project * 1e3:8.2f} ms   {project / bound:5.2f}x the bound, "
+            f"{project / plain:4.2f}x plain: overhead {(project - plain) * 1e3:+.2f} ms per epoch"
+        )
         print(f"  project + checkpoint callback {with_ckpt * 1e3:8.2f} ms   ({(with_ckpt - project) * 1e3:+.2f} ms)")
         summary.append((shape, "full", plain / project, project / bound))
 
@@ -231,10 +233,12 @@ def main() -> None:
                 plain = plain_step_times(features, labels, batch_size, steps_per_epoch, n_epochs)[warm:].mean()
                 project = project_step_times(x_np, y_np, batch_size, steps_per_epoch, n_epochs, device.type, root)
                 project = project[warm:].mean()
-            print(f"{shape}, batch {batch_size:>6}: samples/s plain {batch_size / plain:13,.0f}, project "
-                  f"{batch_size / project:13,.0f}, ratio {plain / project:4.2f}   "
-                  f"(per step: plain {plain * 1e6:7.0f} us, project {project * 1e6:7.0f} us, "
-                  f"overhead {(project - plain) * 1e6:+5.0f} us)")
+            print(
+                f"{shape}, batch {batch_size:>6}: samples/s plain {batch_size / plain:13,.0f}, project "
+                f"{batch_size / project:13,.0f}, ratio {plain / project:4.2f}   "
+                f"(per step: plain {plain * 1e6:7.0f} us, project {project * 1e6:7.0f} us, "
+                f"overhead {(project - plain) * 1e6:+5.0f} us)"
+            )
             summary.append((shape, batch_size, plain / project, None))
             if (n_rows, n_features, batch_size) == (1_000_000 // shrink, 8, 64):
                 run = (x_np, y_np, 64, steps_per_epoch, n_epochs, device.type)

@@ -18,8 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def sweep(trials: int, folder: Path, *parallel: str) -> float:
-    command = [sys.executable, str(REPO / "train.py"), "hparams_search=optuna", f"hydra.sweeper.n_trials={trials}",
-               f"hydra.sweep.dir={folder}", "logger=none", *parallel]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "hparams_search=optuna",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweep.dir={folder}",
+        "logger=none",
+        *parallel,
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder.parent)
     return time.perf_counter() - start
@@ -32,8 +39,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         sequential = sweep(args.trials, scratch / "sequential")
-        parallel = sweep(args.trials, scratch / "parallel", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                         "hydra.sweeper.n_jobs=2")
+        parallel = sweep(
+            args.trials,
+            scratch / "parallel",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_jobs=2",
+        )
     print(f"{args.trials}-trial Optuna sweep on the lab data")
     print(f"  sequential (basic launcher):    {sequential:7.1f} s  ({sequential / args.trials:.2f} s per trial)")
     print(f"  2 parallel jobs (joblib):       {parallel:7.1f} s  ({parallel / args.trials:.2f} s per trial)")

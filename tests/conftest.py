@@ -1,10 +1,12 @@
-"""Shared fixtures: the lab's CSV where a copy can be reached, and tiny tables made on the spot."""
+"""Shared fixtures: the lab's CSV where a copy can be reached, tiny tables made on the spot, and composed configs."""
 
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import logreg.schema  # noqa: F401 - registers the config schemas, as the entry scripts do
 
 REPO = Path(__file__).resolve().parents[1]
 DIABETES = "data-03-diabetes.csv"
@@ -17,6 +19,13 @@ def _diabetes_dir() -> Path | None:
         if folder and (Path(folder) / DIABETES).is_file():
             return Path(folder)
     return None
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Every test runs in its own folder: whatever a run writes relative to the working directory (logs/, ...) lands
+    there, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -43,18 +52,21 @@ def make_table(n_rows: int = 200, n_features: int = 3, seed: int = 0) -> tuple[n
     return features, labels
 
 
-@pytest.fixture
-def tiny_csv(tmp_path) -> Path:
-    """200 rows, 3 features then a 0/1 label, no header: lab 5's format, made here."""
-    features, labels = make_table()
-    path = tmp_path / "tiny.csv"
-    np.savetxt(path, np.column_stack([features, labels]), delimiter=",", fmt="%.6g")
+def write_table(path: Path, features: np.ndarray, labels: np.ndarray, header: str | None = None) -> Path:
+    """Features then the label per row, as lab 5's CSV is laid out (with `header` as a first line if given)."""
+    np.savetxt(path, np.column_stack([features, labels]), delimiter=",", fmt="%.6g", header=header or "", comments="")
     return path
 
 
 @pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    """200 rows, 3 features then a 0/1 label, no header: lab 5's format, made here."""
+    return write_table(tmp_path / "tiny.csv", *make_table())
+
+
+@pytest.fixture
 def compose(tmp_path):
-    """compose(*overrides, run_dir=tmp_path, config_name="config") -> the config `python train.py *overrides` builds.
+    """compose(*overrides, run_dir=tmp_path, config_name="train") -> the config `python train.py *overrides` builds.
 
     Hydra's compose API, with the hydra node set as a real run sets it, so ${hydra:runtime.output_dir} resolves.
     """
@@ -64,7 +76,8 @@ def compose(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    def _compose(*overrides: str, run_dir=tmp_path, config_name="config"):
+    def _compose(*overrides: str, run_dir=tmp_path, config_name="train"):
+        GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
         with open_dict(cfg):
@@ -75,3 +88,18 @@ def compose(tmp_path):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def run(compose, tmp_path):
+    """run(*overrides, run_dir=tmp_path) -> the final metrics of `python train.py *overrides`, in process: the config
+    composed and checked as train.py does, then trained into run_dir."""
+    from logreg.schema import check_config
+    from logreg.training import train
+
+    def _run(*overrides: str, run_dir=tmp_path):
+        cfg = compose(*overrides, run_dir=run_dir)
+        check_config(cfg)
+        return train(cfg)
+
+    return _run

@@ -1,65 +1,84 @@
-"""Every option offered in conf/ composes and builds the object it names."""
+"""Every option offered in conf/ composes, passes the schema, and builds what it names as train.py builds it."""
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from conftest import REPO
+from logreg.checkpoints import AtomicCheckpointIO
+from logreg.schema import check_config
+from logreg.training import build_datamodule, build_model, build_trainer
 
-GROUPS = ("data", "model", "optimizer", "trainer", "logger", "callbacks", "experiment")
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "debug", "experiment")
 
 
 def options(group: str) -> list[str]:
     return sorted(path.stem for path in (REPO / "conf" / group).glob("*.yaml"))
 
 
-def build(cfg):
-    """Instantiate what train.py instantiates: data, model, logger, callbacks and trainer."""
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, n_features=datamodule.n_features, _convert_="all")
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+def build(cfg, tmp_path):
+    """What train.py builds from a config: the DataModule, the model and the Trainer (with logger and callbacks)."""
+    check_config(cfg)
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    trainer = build_trainer(cfg, tmp_path, tmp_path, AtomicCheckpointIO(), datamodule.has_rows("val"))
     return datamodule, model, trainer
 
 
 @pytest.mark.parametrize("group, option", [(group, option) for group in GROUPS for option in options(group)])
-def test_every_config_option_composes_and_instantiates(compose, diabetes_dir, tiny_csv, group, option):
+def test_every_config_option_composes_and_instantiates(compose, diabetes_dir, tiny_csv, tmp_path, group, option):
     if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
         pytest.skip("trainer=gpu needs a CUDA device")
     overrides = [f"{group}={option}"] + ([f"data.path={tiny_csv}"] if (group, option) == ("data", "csv") else [])
+    cfg = compose(*overrides)
 
-    datamodule, model, trainer = build(compose(*overrides))
+    datamodule, model, trainer = build(cfg, tmp_path)
 
-    assert trainer.max_epochs == compose(*overrides).epochs
-    model.configure_optimizers()
+    assert trainer.max_epochs == (cfg.trainer.max_epochs if not trainer.fast_dev_run else 1)
+    model.trainer = trainer
+    assert model.configure_optimizers()
 
 
 def test_every_group_offers_options():
     assert all(options(group) for group in GROUPS)
 
 
-def test_top_level_keys_reach_the_objects(compose, diabetes_dir):
-    datamodule, model, trainer = build(compose("lr=0.1", "epochs=300", "seed=7"))
+def test_top_level_keys_reach_the_objects(compose, diabetes_dir, tmp_path):
+    datamodule, model, trainer = build(compose("lr=0.1", "epochs=300", "seed=7"), tmp_path)
 
     assert model.hparams.optimizer["lr"] == 0.1
     assert trainer.max_epochs == 300
     assert datamodule.hparams.seed == 7
 
 
-def test_trainer_keys_reach_lightning(compose, diabetes_dir):
-    _, _, trainer = build(compose("trainer=ddp_cpu"))
+def test_trainer_keys_reach_lightning(compose, diabetes_dir, tmp_path):
+    _, _, trainer = build(compose("trainer=ddp_cpu"), tmp_path)
 
     assert type(trainer.strategy).__name__ == "DDPStrategy"
     assert trainer.num_devices == 2
-    assert trainer.strategy._process_group_backend == "gloo"
+    assert trainer.strategy.process_group_backend == "gloo"
+
+
+def test_a_trainer_argument_lightning_refuses_is_named_in_one_line(compose, diabetes_dir, tmp_path):
+    from logreg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^trainer\.strategy=bogus: .*strategy"):
+        build(compose("trainer.strategy=bogus"), tmp_path)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "lbfgs"])
-def test_optimizer_option_builds_that_torch_optimizer(compose, diabetes_dir, name):
-    _, model, _ = build(compose(f"optimizer={name}", "lr=0.05"))
+def test_optimizer_option_builds_that_torch_optimizer(compose, diabetes_dir, tmp_path, name):
+    _, model, _ = build(compose(f"optimizer={name}", "lr=0.05"), tmp_path)
 
     optimizer = model.configure_optimizers()
 
     assert type(optimizer).__name__.lower() == name
     assert optimizer.defaults["lr"] == 0.05
+
+
+@pytest.mark.parametrize(
+    "name, expected", [("cosine", "CosineAnnealingLR"), ("step", "StepLR"), ("plateau", "ReduceLROnPlateau")]
+)
+def test_scheduler_option_builds_that_torch_scheduler(compose, diabetes_dir, tmp_path, name, expected):
+    _, model, _ = build(compose(f"scheduler={name}"), tmp_path)
+
+    assert type(model.configure_optimizers()["lr_scheduler"]).__name__ == expected

@@ -8,17 +8,13 @@ import pytest
 import torch
 
 from conftest import DIABETES, DIABETES_SHA256, make_table
-from logreg.data import (
-    BreastCancerDataModule,
-    CSVDataModule,
-    DataError,
-    ShardSampler,
-    TensorBatches,
-    fetch,
-    read_csv,
-    stratified_split,
-)
-from logreg.errors import ConfigError
+from logreg.data import BreastCancerDataModule, CSVDataModule
+from logreg.errors import ConfigError, DataError
+from logreg.fetch import fetch
+from logreg.splits import ShardSampler, TrainingChunks, stratified_folds, stratified_split
+from logreg.table import read_labeled_csv
+
+PINNED_FOLDS = [[0, 1, 4, 5], [3, 6, 10, 11], [2, 7, 8, 9]]  # numpy's PCG64 with seed 1: the same on every machine
 
 
 def write_csv(path, features, labels, header=None, label_first=False):
@@ -28,41 +24,41 @@ def write_csv(path, features, labels, header=None, label_first=False):
 
 
 def test_read_csv_takes_the_last_column_as_label_and_the_rest_as_features(tiny_csv):
-    features, labels, names = read_csv(tiny_csv)
+    table = read_labeled_csv(tiny_csv)
 
     expected_features, expected_labels = make_table()
-    np.testing.assert_allclose(features, expected_features, rtol=1e-5)
-    np.testing.assert_array_equal(labels, expected_labels)
-    assert features.dtype == labels.dtype == np.float32
-    assert names == ["x0", "x1", "x2"]
+    np.testing.assert_allclose(table.features, expected_features, rtol=1e-5)
+    np.testing.assert_array_equal(table.labels, expected_labels)
+    assert table.features.dtype == table.labels.dtype == np.float32
+    assert table.feature_names == ["x1", "x2", "x3"]  # columns count from 1, as in every message
 
 
 def test_read_csv_detects_a_header_and_finds_the_label_by_name(tmp_path):
     features, labels = make_table(n_features=2)
     path = write_csv(tmp_path / "h.csv", features, labels, header="outcome,age,dose", label_first=True)
 
-    read_features, read_labels, names = read_csv(path, label_column="outcome")
+    table = read_labeled_csv(path, label_column="outcome")
 
-    assert names == ["age", "dose"]
-    np.testing.assert_array_equal(read_labels, labels)
-    np.testing.assert_allclose(read_features, features, rtol=1e-5)
+    assert table.feature_names == ["age", "dose"]
+    np.testing.assert_array_equal(table.labels, labels)
+    np.testing.assert_allclose(table.features, features, rtol=1e-5)
 
 
-def test_read_csv_takes_the_label_by_index(tmp_path):
+def test_read_csv_takes_the_label_by_its_column_number_counted_from_1(tmp_path):
     features, labels = make_table(n_features=2)
     path = write_csv(tmp_path / "first.csv", features, labels, label_first=True)
 
-    _, read_labels, names = read_csv(path, header=False, label_column=0)
+    table = read_labeled_csv(path, header=False, label_column=1)
 
-    np.testing.assert_array_equal(read_labels, labels)
-    assert names == ["x1", "x2"]
+    np.testing.assert_array_equal(table.labels, labels)
+    assert table.feature_names == ["x2", "x3"]
 
 
 def test_the_lab_csv_has_759_rows_of_8_features(diabetes_csv):
-    features, labels, _ = read_csv(diabetes_csv)
+    table = read_labeled_csv(diabetes_csv)
 
-    assert features.shape == (759, 8) and labels.shape == (759,)
-    assert features.min() >= -1 and features.max() <= 1
+    assert table.features.shape == (759, 8) and table.labels.shape == (759,)
+    assert table.features.min() >= -1 and table.features.max() <= 1
 
 
 def test_fetch_prefers_a_local_copy_and_checks_its_checksum(diabetes_dir):
@@ -121,24 +117,24 @@ def test_datamodule_serves_each_split_full_batch_by_default(tiny_csv):
     datamodule = CSVDataModule(str(tiny_csv), val_fraction=0.1, test_fraction=0.2)
     datamodule.setup("fit")
 
+    ((features, labels, batch_size),) = list(datamodule.train_dataloader())
+    assert features.shape == (140, 3) and batch_size == 140
     sizes = {}
-    for split, loader in (("train", datamodule.train_dataloader()), ("val", datamodule.val_dataloader()),
-                          ("test", datamodule.test_dataloader())):
+    for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
         (batch,) = list(loader)
         sizes[split] = len(batch[1])
         assert batch[0].shape == (len(batch[1]), 3)
-    assert sizes == {"train": 140, "val": 20, "test": 40}
+    assert sizes == {"val": 20, "test": 40}
 
 
 def test_datamodule_standardizes_with_training_statistics_only(tiny_csv):
     datamodule = CSVDataModule(str(tiny_csv), standardize=True)
-    datamodule.setup("fit")
 
-    train_features = datamodule.split_tensors["train"][0]
-    mean, std = datamodule.feature_stats
-    torch.testing.assert_close(mean, train_features.mean(0))
-    torch.testing.assert_close(std, train_features.std(0))
-    all_features = torch.cat([datamodule.split_tensors[s][0] for s in ("train", "val", "test")])
+    train_features = datamodule.rows("train")[0]
+    mean, std = (torch.tensor(values, dtype=torch.float64) for values in datamodule.scaler())
+    torch.testing.assert_close(mean, train_features.double().mean(0))
+    torch.testing.assert_close(std, train_features.double().std(0))
+    all_features = torch.from_numpy(datamodule.table.features).double()
     assert not torch.allclose(mean, all_features.mean(0))
 
 
@@ -146,8 +142,7 @@ def test_breast_cancer_needs_no_download():
     datamodule = BreastCancerDataModule()
 
     assert datamodule.n_features == 30
-    datamodule.setup("fit")
-    assert sum(len(datamodule.split_tensors[s][1]) for s in ("train", "val", "test")) == 569
+    assert sum(len(datamodule.split_rows(s)) for s in ("train", "val", "test")) == 569
 
 
 def test_breast_cancer_without_scikit_learn_names_the_extra_to_install(monkeypatch):
@@ -157,15 +152,56 @@ def test_breast_cancer_without_scikit_learn_names_the_extra_to_install(monkeypat
         BreastCancerDataModule().setup("fit")
 
 
+def minibatches(loader: TrainingChunks) -> list[list[float]]:
+    """The mini-batches the model steps through, in order: each chunk cut into batches of its batch size."""
+    return [
+        features[start : start + size].squeeze(1).tolist()
+        for features, _, size in loader
+        for start in range(0, len(features), size)
+    ]
+
+
 def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():
     features = torch.arange(10.0).unsqueeze(1)  # (10, 1): each row holds its own index
-    loader = TensorBatches(features, torch.zeros(10), batch_size=4, sampler=ShardSampler(10, shuffle=True, seed=0))
+    loader = TrainingChunks(features, torch.zeros(10), ShardSampler(10, shuffle=True, seed=0), batch_size=4)
 
     loader.sampler.set_epoch(0)
-    epoch0 = [batch[0].squeeze(1).tolist() for batch in loader]
+    epoch0 = minibatches(loader)
     loader.sampler.set_epoch(1)
-    epoch1 = torch.cat([batch[0] for batch in loader]).squeeze(1).tolist()
+    epoch1 = sum(minibatches(loader), [])
 
     assert [len(rows) for rows in epoch0] == [4, 4, 2] and len(loader) == 3
     assert sorted(sum(epoch0, [])) == sorted(epoch1) == list(range(10))
     assert sum(epoch0, []) != epoch1
+
+
+@pytest.mark.parametrize("batches_per_step", [1, 2, 3, 100])
+def test_chunks_of_several_minibatches_cut_the_epoch_at_the_same_rows(batches_per_step):
+    features = torch.arange(23.0).unsqueeze(1)
+    sampler = ShardSampler(23, shuffle=True, seed=4)
+    sampler.set_epoch(2)
+
+    one_per_step = minibatches(TrainingChunks(features, torch.zeros(23), sampler, 5, batches_per_step=1))
+    chunked = TrainingChunks(features, torch.zeros(23), sampler, 5, batches_per_step=batches_per_step)
+
+    assert minibatches(chunked) == one_per_step  # the same batches in the same order, whatever the chunking
+    assert len(chunked) == -(-5 // batches_per_step)  # 5 mini-batches of 5 rows (the last 3)
+
+
+def test_folds_are_disjoint_stratified_cover_the_rows_and_depend_only_on_the_seed():
+    labels = np.array([0.0] * 60 + [1.0] * 30)
+    rows = np.arange(10, 90)  # the non-test rows
+
+    folds = stratified_folds(rows, labels, 4, seed=3)
+
+    assert sorted(np.concatenate(folds).tolist()) == rows.tolist()
+    assert max(map(len, folds)) - min(map(len, folds)) <= 2  # each class dealt out in turn: sizes differ by a row
+    assert sorted(int(labels[f].sum()) for f in folds) == [7, 7, 8, 8]  # the 30 positives among these rows
+    assert all(np.array_equal(a, b) for a, b in zip(folds, stratified_folds(rows, labels, 4, seed=3)))
+    assert not np.array_equal(folds[0], stratified_folds(rows, labels, 4, seed=4)[0])
+
+
+def test_folds_for_seed_1_are_pinned_so_every_machine_gets_these_rows():
+    labels = np.array([0.0, 1.0] * 6)
+
+    assert [f.tolist() for f in stratified_folds(np.arange(12), labels, 3, seed=1)] == PINNED_FOLDS

@@ -67,6 +67,20 @@ def single_run(balanced_csv, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def ddp_minibatch_run(balanced_csv, tmp_path_factory) -> Path:
+    """`trainer=ddp_cpu` with shuffled mini-batches of 16 rows per process (32 in all per update)."""
+    run_dir = tmp_path_factory.mktemp("ddp_minibatches") / "run"
+    run_train(
+        "trainer=ddp_cpu",
+        *overrides(balanced_csv),
+        "data.batch_size=16",
+        "data.batches_per_step=2",
+        f"hydra.run.dir={run_dir}",
+    )
+    return run_dir
+
+
 def metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())
 
@@ -82,11 +96,10 @@ def loss_and_accuracy(run_dir: Path, features: torch.Tensor, labels: torch.Tenso
 
 def test_ddp_scores_validation_and_test_over_the_whole_split_not_one_shard(ddp_run, balanced_csv):
     datamodule = CSVDataModule(str(balanced_csv), seed=1)  # the split train.py made: seed=1, 10% val, 10% test
-    datamodule.setup()
     reported = metrics(ddp_run)
 
     for split in ("val", "test"):
-        features, labels = datamodule.split_tensors[split]
+        features, labels = datamodule.rows(split)
         whole_loss, whole_accuracy = loss_and_accuracy(ddp_run, features, labels)
         first_shard_loss, _ = loss_and_accuracy(ddp_run, features[: len(labels) // 2], labels[: len(labels) // 2])
         assert abs(first_shard_loss - whole_loss) > 1e-3  # so matching the whole split means something
@@ -105,10 +118,23 @@ def test_ddp_on_two_processes_ends_where_one_process_does(ddp_run, single_run):
     assert one["val/loss"] < math.log(2) - 0.05  # both learned: below the loss of predicting 0.5 everywhere
 
 
+def test_ddp_with_shuffled_minibatches_ends_where_one_process_with_their_combined_batch_does(
+    ddp_minibatch_run, single_run, balanced_csv, tmp_path
+):
+    run_dir = tmp_path / "single"
+    run_train("trainer=cpu", *overrides(balanced_csv), "data.batch_size=32", f"hydra.run.dir={run_dir}")
+
+    two, one = metrics(ddp_minibatch_run), metrics(run_dir)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=DDP_TOLERANCE), name
+    assert abs(one["val/loss"] - metrics(single_run)["val/loss"]) > 1e-3  # mini-batches: not the full-batch numbers
+
+
 def test_ddp_children_write_into_the_run_folder_and_rank_zero_alone_writes_config_and_scalars(ddp_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     assert sorted(p.name for p in ddp_run.parent.iterdir()) == ["run"]  # one folder, nothing beside it
+    assert (ddp_run / "run.json").is_file()  # claimed by rank zero; the second process shares it
     child_log = (ddp_run / "train_ddp_process_1.log").read_text()
     assert "GLOBAL_RANK: 1" in child_log  # the second process ran here, in this run folder
     assert list(ddp_run.rglob("config.yaml")) == [ddp_run / ".hydra" / "config.yaml"]

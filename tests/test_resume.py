@@ -11,13 +11,22 @@ import pytest
 import torch
 
 from conftest import REPO
-from train import train
 
 # Mini-batches, shuffled anew each epoch, and Adam: resuming must restore the epoch, the optimizer's moments and the
 # shuffling order, or the numbers drift apart.
 ADAM_MINIBATCHES = ("data.batch_size=32", "optimizer=adam", "lr=0.05")
 # L-BFGS, a few iterations an epoch: its curvature history must carry over.
 LBFGS = ("optimizer=lbfgs", "model.optimizer.max_iter=5")
+# A learning-rate schedule stepped every epoch, and momentum: both must carry over, on the autograd path too.
+SCHEDULED = (
+    "data.batch_size=64",
+    "model.optimizer.momentum=0.9",
+    "lr=0.3",
+    "scheduler=step",
+    "model.scheduler.step_size=2",
+    "model.scheduler.gamma=0.5",
+    "model.gradient=autograd",
+)
 
 
 def assert_same_training_state(checkpoint_path, reference_path):
@@ -32,21 +41,25 @@ def assert_same_training_state(checkpoint_path, reference_path):
     torch.testing.assert_close(optimizer["state"], reference_optimizer["state"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("options", [ADAM_MINIBATCHES, LBFGS], ids=["adam-minibatches", "lbfgs"])
-def test_resuming_from_last_ckpt_equals_an_uninterrupted_run(compose, tiny_csv, tmp_path, options):
-    common = ("data=csv", f"data.path={tiny_csv}", *options)
-    uninterrupted = train(compose(*common, "epochs=6", run_dir=tmp_path / "whole"))
-    train(compose(*common, "epochs=3", run_dir=tmp_path / "first_half"))
+@pytest.mark.parametrize("options", [ADAM_MINIBATCHES, LBFGS, SCHEDULED], ids=["adam-minibatches", "lbfgs", "schedule"])
+def test_resuming_from_last_ckpt_equals_an_uninterrupted_run(run, tiny_csv, tmp_path, options):
+    common = ("data=csv", f"data.path={tiny_csv}", "logger=none", "~callbacks.plots", *options)
+    uninterrupted = run(*common, "epochs=6", run_dir=tmp_path / "whole")
+    run(*common, "epochs=3", run_dir=tmp_path / "first_half")
 
-    resumed = train(compose(*common, "epochs=6", f"ckpt_path={tmp_path / 'first_half/checkpoints/last.ckpt'}",
-                            run_dir=tmp_path / "second_half"))
+    resumed = run(
+        *common,
+        "epochs=6",
+        f"ckpt_path={tmp_path / 'first_half/checkpoints/last.ckpt'}",
+        run_dir=tmp_path / "second_half",
+    )
 
     assert_same_training_state(tmp_path / "second_half/checkpoints/last.ckpt", tmp_path / "whole/checkpoints/last.ckpt")
     assert resumed == pytest.approx(uninterrupted, abs=1e-6)
 
 
-def test_last_ckpt_holds_the_last_epoch_also_after_the_validation_loss_stops_improving(compose, tiny_csv, tmp_path):
-    train(compose("data=csv", f"data.path={tiny_csv}", *LBFGS, "epochs=6"))  # converged: val/loss flat after epoch 1
+def test_last_ckpt_holds_the_last_epoch_also_after_the_validation_loss_stops_improving(run, tiny_csv, tmp_path):
+    run("data=csv", f"data.path={tiny_csv}", *LBFGS, "epochs=6")  # converged: val/loss flat after epoch 1
 
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 5 and not last.is_symlink()
@@ -54,7 +67,7 @@ def test_last_ckpt_holds_the_last_epoch_also_after_the_validation_loss_stops_imp
 
 
 class SignalMidEpoch(L.Callback):
-    """Test helper: the training process sends itself `signal_name` after the second batch of epoch `epoch`."""
+    """Test helper: the training process sends itself `signal_name` after the second step of epoch `epoch`."""
 
     def __init__(self, epoch: int, signal_name: str):
         self.epoch, self.signum = epoch, signal.Signals[signal_name]
@@ -66,20 +79,31 @@ class SignalMidEpoch(L.Callback):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name, returncode", [("SIGTERM", 143), ("SIGKILL", -signal.SIGKILL)])
-def test_a_run_killed_mid_epoch_loses_only_that_epoch(compose, tiny_csv, tmp_path, signal_name, returncode):
-    common = ("data=csv", f"data.path={tiny_csv}", *ADAM_MINIBATCHES)  # 160 training rows: 5 batches an epoch
+def test_a_run_killed_mid_epoch_loses_only_that_epoch(run, tiny_csv, tmp_path, signal_name, returncode):
+    # 160 training rows: 5 batches of 32 an epoch, 2 batches per Lightning step: 3 steps an epoch
+    common = ("data=csv", f"data.path={tiny_csv}", *ADAM_MINIBATCHES, "data.batches_per_step=2")
     killed = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *common, "epochs=8", f"hydra.run.dir={tmp_path / 'killed'}",
-         "+callbacks.kill._target_=test_resume.SignalMidEpoch", "+callbacks.kill.epoch=4",
-         f"+callbacks.kill.signal_name={signal_name}"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "tests")},  # where SignalMidEpoch is
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            *common,
+            "epochs=8",
+            f"hydra.run.dir={tmp_path / 'killed'}",
+            "+callbacks.kill._target_=test_resume.SignalMidEpoch",
+            "+callbacks.kill.epoch=4",
+            f"+callbacks.kill.signal_name={signal_name}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests")},  # where SignalMidEpoch is
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert killed.returncode == returncode, killed.stderr[-3000:]
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 3  # epochs 0-3 kept; only epoch 4, under way, is lost
 
-    train(compose(*common, "epochs=8", f"ckpt_path={last}", run_dir=tmp_path / "resumed"))
-    train(compose(*common, "epochs=8", run_dir=tmp_path / "whole"))
+    run(*common, "epochs=8", f"ckpt_path={last}", run_dir=tmp_path / "resumed")
+    run(*common, "epochs=8", run_dir=tmp_path / "whole")
 
     assert_same_training_state(tmp_path / "resumed/checkpoints/last.ckpt", tmp_path / "whole/checkpoints/last.ckpt")

@@ -1,6 +1,8 @@
-"""Hydra multirun sweeps end to end: grid, Optuna, parallel trials, a failing trial, and the summary table."""
+"""Hydra multirun sweeps end to end: grid, Optuna (with a shared study storage), parallel trials, every launcher,
+a failing trial, seeds grouped, and the summary table."""
 
 import csv
+import os
 import subprocess
 import sys
 
@@ -8,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from logreg.sweep import rank
+from logreg.sweep import group_by_seed, rank
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +20,30 @@ def swept(row: dict) -> str:
     return " ".join(o for o in row["overrides"].split() if not o.startswith(("data=", "data.path=", "epochs=")))
 
 
-def sweep(tmp_path, tiny_csv, *overrides, expect_ok=True, name="sweep"):
+def sweep_command(tiny_csv, sweep_dir, *overrides):
+    return [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "data=csv",
+        f"data.path={tiny_csv}",
+        "epochs=2",
+        f"hydra.sweep.dir={sweep_dir}",
+        *overrides,
+    ]
+
+
+def sweep(tmp_path, tiny_csv, *overrides, expect_ok=True, name="sweep", columns=None):
     """Run `python train.py -m ...` on the tiny CSV into tmp_path/name; return (process result, summary rows)."""
     sweep_dir = tmp_path / name
+    env = {**os.environ, **({"COLUMNS": str(columns)} if columns else {})}
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "-m", "data=csv", f"data.path={tiny_csv}", "epochs=2",
-         f"hydra.sweep.dir={sweep_dir}", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        sweep_command(tiny_csv, sweep_dir, *overrides),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     if expect_ok:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -36,11 +55,16 @@ def test_grid_sweep_runs_every_combination_in_its_own_named_folder(tmp_path, tin
     _, rows = sweep(tmp_path, tiny_csv, "lr=0.01,1", "optimizer=sgd,adam")
 
     assert sorted(swept(row) for row in rows) == [
-        "lr=0.01 optimizer=adam", "lr=0.01 optimizer=sgd", "lr=1 optimizer=adam", "lr=1 optimizer=sgd",
+        "lr=0.01 optimizer=adam",
+        "lr=0.01 optimizer=sgd",
+        "lr=1 optimizer=adam",
+        "lr=1 optimizer=sgd",
     ]
-    folders = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert folders == [f"{n}_data=csv,epochs=2,lr={lr},optimizer={opt}"  # data.path is left out: it would nest folders
-                       for n, (lr, opt) in enumerate([("0.01", "sgd"), ("0.01", "adam"), ("1", "sgd"), ("1", "adam")])]
+    folders = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert folders == [
+        f"{n}_data=csv,epochs=2,lr={lr},optimizer={opt}"  # data.path is left out: it would nest folders
+        for n, (lr, opt) in enumerate([("0.01", "sgd"), ("0.01", "adam"), ("1", "sgd"), ("1", "adam")])
+    ]
     for folder in folders:  # each trial is its own TensorBoard run, named by its overrides
         assert list((tmp_path / "sweep" / folder).glob("events.out.tfevents.*")), folder
 
@@ -61,10 +85,45 @@ def test_a_failing_trial_is_listed_as_failed_and_the_others_keep_their_results(t
 
     by_lr = {swept(row): row for row in rows}
     assert by_lr["lr=-1"]["status"] == "failed"
-    assert "ConfigError: optimizer lr=-1: expected a positive" in by_lr["lr=-1"]["error"]
+    assert "ConfigError: lr=-1.0: expected a positive number" in by_lr["lr=-1"]["error"]
     assert by_lr["lr=0.5"]["status"] == by_lr["lr=0.1"]["status"] == "ok"
     assert swept(rows[-1]) == "lr=-1"  # completed trials rank first
     assert float(by_lr["lr=0.1"]["val/loss"]) > 0
+
+
+def test_trials_that_differ_only_by_seed_are_grouped_with_mean_std_and_count(tmp_path, tiny_csv):
+    result, rows = sweep(tmp_path, tiny_csv, "lr=0.1,1", "seed=1,2,3", columns=200)
+
+    with (tmp_path / "sweep" / "summary_by_seed.csv").open() as file:
+        groups = {row["overrides"].split()[-1]: row for row in csv.DictReader(file)}
+    assert len(rows) == 6 and set(groups) == {"lr=0.1", "lr=1"}
+    for lr, group in groups.items():
+        losses = [float(row["val/loss"]) for row in rows if lr in row["overrides"].split()]
+        mean = sum(losses) / 3
+        assert int(group["count"]) == 3 and float(group["val/loss"]) == pytest.approx(mean, abs=1e-6)
+        std = (sum((x - mean) ** 2 for x in losses) / 2) ** 0.5
+        assert float(group["val/loss_std"]) == pytest.approx(std, abs=1e-6)
+    assert "Trials that differ only by seed" in result.stdout
+
+
+def test_seed_groups_leave_out_single_trials_and_failed_ones():
+    rows = [
+        {"trial": 0, "status": "ok", "overrides": "lr=1 seed=1", "val/loss": 0.5},
+        {"trial": 1, "status": "failed", "overrides": "lr=1 seed=2"},
+        {"trial": 2, "status": "ok", "overrides": "lr=2 seed=1", "val/loss": 0.4},
+    ]
+
+    assert group_by_seed(rows) == []
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_the_printed_summary_fits_the_terminal_and_names_the_csv(tmp_path, tiny_csv, columns):
+    result, rows = sweep(tmp_path, tiny_csv, "lr=0.01,1", "optimizer=sgd,adam", columns=columns)
+
+    table = result.stdout[result.stdout.index("Sweep summary") :]
+    assert max(len(line) for line in table.splitlines()) <= columns
+    assert "summary.csv" in table.replace("\n", "").replace(" ", "")
+    assert all(str(row["trial"]) in table for row in rows)
 
 
 def test_optuna_sweep_is_seeded_optimizes_val_loss_and_agrees_with_the_summary(tmp_path, tiny_csv):
@@ -86,11 +145,63 @@ def test_joblib_launcher_runs_trials_in_parallel_processes(tmp_path, tiny_csv):
     assert {row["status"] for row in rows} == {"ok"} and len(rows) == 2
 
 
+def test_two_optuna_workers_on_one_study_run_distinct_trials_and_each_summary_lists_its_own(tmp_path, tiny_csv):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    workers = [
+        subprocess.Popen(
+            sweep_command(
+                tiny_csv,
+                tmp_path / f"worker{n}",
+                "hparams_search=optuna",
+                "hydra.sweeper.n_trials=3",
+                f"hydra.sweeper.storage={storage}",
+                "hydra.sweeper.sampler.n_startup_trials=3",
+            ),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+    study = optuna.load_study(study_name="logreg", storage=storage)
+    trials = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trials) == 6
+    assert len({tuple(sorted(trial.params.items())) for trial in trials}) == 6  # no two workers proposed alike
+    for n in (1, 2):
+        with (tmp_path / f"worker{n}" / "summary.csv").open() as file:
+            assert len([row for row in csv.DictReader(file) if row["status"] == "ok"]) == 3
+    assert "alembic" not in "".join(outputs) and "Traceback" not in "".join(outputs)
+
+
+def test_submitit_local_launcher_runs_each_trial_as_a_job(tmp_path, tiny_csv):
+    result, rows = sweep(
+        tmp_path, tiny_csv, "lr=0.1,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"
+    )
+
+    assert {row["status"] for row in rows} == {"ok"} and len(rows) == 2
+    assert list((tmp_path / "sweep" / ".submitit").rglob("*_log.out"))  # each trial ran as a submitit job
+
+
 def test_slurm_launcher_config_composes(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--cfg", "hydra", "hydra/launcher=submitit_slurm",
-         "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "--cfg",
+            "hydra",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]

@@ -10,12 +10,10 @@ import urllib.request
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from train import train
-
 
 @pytest.fixture
-def run_dir(compose, tiny_csv, tmp_path):
-    train(compose("data=csv", f"data.path={tiny_csv}", "epochs=3"))
+def run_dir(run, tiny_csv, tmp_path):
+    run("data=csv", f"data.path={tiny_csv}", "epochs=3")
     return tmp_path
 
 
@@ -30,12 +28,28 @@ def tags(run_dir, kind: str) -> dict[str, int]:
     return counts
 
 
-def test_confusion_matrix_roc_and_pr_curve_images_for_val_and_test(run_dir):
+def test_confusion_matrix_roc_pr_and_reliability_images_for_val_and_test(run_dir):
     images = tags(run_dir, "images")
 
     for stage in ("val", "test"):
-        for name in ("confusion_matrix", "roc", "pr_curve"):
+        for name in ("confusion_matrix", "roc", "pr_curve", "reliability"):
             assert images.get(f"{stage}/{name}") == 1, f"{stage}/{name}"
+
+
+def test_without_matplotlib_the_run_says_how_to_get_images_and_still_writes_histograms(
+    run, tiny_csv, tmp_path, monkeypatch, caplog
+):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "matplotlib" else real_find_spec(name, *args)
+    )
+
+    run("data=csv", f"data.path={tiny_csv}", "epochs=2")
+
+    assert "TensorBoard images need matplotlib: pip install 'logreg[plots]'" in caplog.text
+    assert tags(tmp_path, "images") == {} and tags(tmp_path, "histograms")["weights/linear.weight"] == 2
 
 
 def tags_of(event_file) -> list[str]:
@@ -65,9 +79,21 @@ def free_port() -> int:
 def test_tensorboard_server_serves_the_runs_scalar_tags(run_dir, tmp_path):
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(run_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline, served = time.monotonic() + 90, {}
@@ -88,4 +114,4 @@ def test_tensorboard_server_serves_the_runs_scalar_tags(run_dir, tmp_path):
             server.wait()
 
     run_tags = set().union(*(set(run) for run in served.values())) if served else set()
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/auroc"} <= run_tags, served
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "test/acc", "test/brier"} <= run_tags, served

@@ -1,65 +1,164 @@
-"""Checkpoints: written atomically, and read back safely as the model and the DataModule that trained it."""
+"""Checkpoints: written atomically and never over another run's file; read once, safely, as this project's model and
+the DataModule that trained it.
+
+`AtomicCheckpointIO` is the Trainer's checkpoint plugin (train.py adds it): Lightning saves and loads through it, so
+`trainer.fit(ckpt_path=...)` reads the file that train.py already read and checked, not a second time.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from logreg.data import TabularDataModule
-from logreg.errors import ConfigError
+from logreg.data import DATAMODULES, TabularDataModule
+from logreg.errors import CheckpointError, OutputError, UserError
 from logreg.model import LogisticRegression
+
+LIGHTNING_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
+
+
+def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+    """The checkpoint at `path`, loaded with torch's weights-only unpickler (unless `trust`), on the CPU.
+
+    Raises:
+        CheckpointError: in one line, for a file that is not a checkpoint of this project (missing, empty,
+            truncated, another program's file, another model's checkpoint), or one holding pickled Python objects
+            beyond tensors and plain values while `trust` is false (loading those could run code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={path}: no such file; checkpoints are in logs/runs/<run>/checkpoints/")
+    not_ours = f"ckpt_path={path}: not a checkpoint of this project"
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: an empty, truncated or foreign file is not one
+        size = path.stat().st_size
+        raise CheckpointError(f"{not_ours} ({'an empty file' if size == 0 else 'not a PyTorch checkpoint file'})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error):  # damaged inside, not a matter of trust
+            raise CheckpointError(f"{not_ours} (unreadable: {str(error).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"ckpt_path={path} holds pickled Python objects beyond tensors and plain values; loading it could run "
+            "arbitrary code, so it was refused. If you trust where it came from: trust_checkpoint=true"
+        ) from None
+    except Exception as error:  # a damaged archive: zip, pickle or storage errors of every kind
+        raise CheckpointError(
+            f"{not_ours} (unreadable: {type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
+    missing = [key for key in LIGHTNING_KEYS if not (isinstance(checkpoint, dict) and key in checkpoint)]
+    if missing:
+        raise CheckpointError(f"{not_ours} (not a Lightning checkpoint: no {', '.join(missing)})")
+    return checkpoint
+
+
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], ckpt_path: str | os.PathLike = "checkpoint"
+) -> LogisticRegression:
+    """The LogisticRegression a checkpoint holds (weights, hyperparameters, scaler, threshold), in eval mode."""
+    not_ours = f"ckpt_path={ckpt_path}: not a checkpoint of this project"
+    try:
+        model = LogisticRegression(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"], strict=False)
+    except (TypeError, RuntimeError, UserError) as error:
+        raise CheckpointError(
+            f"{not_ours} (its model is not a LogisticRegression: {str(error).splitlines()[0]})"
+        ) from None
+    unexpected = set(checkpoint["state_dict"]) - set(model.state_dict())
+    missing = {"linear.weight", "linear.bias"} - set(checkpoint["state_dict"])
+    if unexpected or missing:
+        raise CheckpointError(f"{not_ours} (weights {sorted(unexpected or missing)[:3]} do not fit LogisticRegression)")
+    return model.eval()
+
+
+def datamodule_from_checkpoint(
+    checkpoint: dict[str, Any], ckpt_path: str | os.PathLike = "checkpoint", **changes: Any
+) -> tuple[TabularDataModule, dict]:
+    """The DataModule a checkpoint was trained with (its class from this project's allowlist, never imported by
+    name), with `changes` to its options (e.g. data_dir on another machine); and the data spec it recorded."""
+    name = _datamodule_name(checkpoint)
+    if name not in DATAMODULES:
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: records no data this project knows (expected one of {', '.join(DATAMODULES)})"
+        )
+    options = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    if "test_split" in options:  # checkpoints before data.test_on
+        options["test_on"] = options.pop("test_split") or options.get("test_on", "test")
+    return DATAMODULES[name](**{**options, **changes}), data_spec(checkpoint)
+
+
+def _datamodule_name(checkpoint: dict[str, Any]) -> str:
+    names = [name for name in DATAMODULES if name in checkpoint]  # Lightning stores its state under its class name
+    return names[0] if names else str(checkpoint.get("datamodule_class", "")).rpartition(".")[2]  # older checkpoints
+
+
+def data_spec(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What the checkpoint recorded of its training data (`Table.spec`: rows, fingerprint, feature names), or {}."""
+    spec = checkpoint.get(_datamodule_name(checkpoint), {})
+    return spec if isinstance(spec, dict) else {}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in the same folder, flush it to disk, then rename it into place.
+    """Save each checkpoint to a temporary file in the same folder, then rename it into place; load through
+    `read_checkpoint`, once per file.
 
-    A crash while saving leaves the previous checkpoint intact (plus a stray `.*.part` file), never a truncated one.
+    A crash while saving leaves the previous checkpoint intact, never a truncated one. A file this run did not write
+    is never replaced nor deleted (a checkpoint folder shared with an earlier run keeps that run's files). Files are
+    not flushed to disk at every save, which costs milliseconds per epoch: a killed process loses nothing the
+    operating system holds; `teardown` (the end of the run) flushes them all.
+
+    Args:
+        trust: load checkpoints that hold arbitrary pickled objects (trust_checkpoint).
     """
 
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+    def __init__(self, trust: bool = False):
+        super().__init__()
+        self.trust = trust
+        self._written: set[Path] = set()
+        self._read: dict[Path, dict[str, Any]] = {}
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
+        if path.exists() and path.resolve() not in self._written:
+            raise OutputError(
+                f"{path}: a checkpoint this run did not write; a run never replaces another's files. Point the "
+                "checkpoint callbacks' dirpath at a new folder (the default is inside the run folder)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             with partial.open("wb") as file:
                 torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
             os.replace(partial, path)
+        except OSError as error:  # a write names no file: say which checkpoint it was
+            raise OSError(error.errno, error.strerror, error.filename or str(path)) from error
         finally:
             partial.unlink(missing_ok=True)
+        self._written.add(path.resolve())
 
+    def remove_checkpoint(self, path: Any) -> None:
+        if Path(path).resolve() in self._written:  # an earlier best of this run; anyone else's file stays
+            Path(path).unlink(missing_ok=True)
+            self._written.discard(Path(path).resolve())
 
-def load_checkpoint(
-    path: str | os.PathLike, trust: bool = False, **data_options
-) -> tuple[LogisticRegression, TabularDataModule]:
-    """The model of a checkpoint (weights, hyperparameters and scaler) and a DataModule with the data options it was
-    trained with, updated by `data_options` (e.g. data_dir on another machine).
+    def read(self, path: str | os.PathLike) -> dict[str, Any]:
+        """The checkpoint at `path` (see `read_checkpoint`), kept for Lightning's own load of the same file."""
+        checkpoint = read_checkpoint(path, trust=self.trust)
+        self._read[Path(path).resolve()] = checkpoint
+        return checkpoint
 
-    Loads with torch's weights_only unpickler: a checkpoint holding arbitrary Python objects is refused unless
-    `trust` is set, since unpickling those can run code.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={path}: no such file; checkpoints are in logs/runs/<run>/checkpoints/")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as error:
-        raise ConfigError(
-            f"ckpt_path={path} holds pickled Python objects beyond tensors and plain values; loading it could run "
-            "arbitrary code, so it was refused. If you trust where it came from: trust_checkpoint=true"
-        ) from error
-    model = LogisticRegression(**checkpoint["hyper_parameters"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
-    module_name, _, class_name = checkpoint.get("datamodule_class", "logreg.data.CSVDataModule").rpartition(".")
-    datamodule_class = getattr(importlib.import_module(module_name), class_name)
-    if not issubclass(datamodule_class, TabularDataModule):
-        raise ConfigError(f"ckpt_path={path}: its data class {datamodule_class} is not a TabularDataModule")
-    options = {**checkpoint.get("datamodule_hyper_parameters", {}), **data_options}
-    return model, datamodule_class(**options)
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        kept = self._read.pop(Path(path).resolve(), None)
+        return kept if kept is not None else read_checkpoint(path, trust=self.trust)
+
+    def teardown(self) -> None:
+        """Flush this run's checkpoints to disk, so they survive a power loss too."""
+        for path in self._written:
+            if path.is_file():
+                with path.open("rb") as file:
+                    os.fsync(file.fileno())

@@ -1,42 +1,49 @@
 """Ship a trained model as a file other programs run: ONNX (onnxruntime, ...) or TorchScript (torch.jit.load).
 
-What is shipped is `Probabilities`: the trained weight and bias with the training scaler folded in, nothing else (no
-Lightning, no metrics), so the file maps raw feature rows to p(y=1) exactly as `LogisticRegression.forward` does.
+What is shipped is `Predictor`: the trained weight and bias with the training scaler folded in, and the decision
+threshold, nothing else (no Lightning, no metrics): raw feature rows `features` (batch, F) float32 in,
+`probability` (batch,) float32 and `prediction` (batch,) int64 out, exactly as `LogisticRegression` gives them.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
+from logreg.checkpoints import model_from_checkpoint, read_checkpoint
 from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
+from logreg.outputs import write_output
 
 
-class Probabilities(nn.Module):
-    """features (B, F) float32 -> probabilities of class 1 (B,): sigmoid(features . w + b)."""
+class Predictor(nn.Module):
+    """features (B, F) float32 -> probabilities of class 1 (B,) and predictions (B,): sigmoid(features . w + b)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, threshold: float):
         super().__init__()
         self.register_buffer("weight", weight.detach().clone())  # (1, F)
         self.register_buffer("bias", bias.detach().clone())  # (1,)
+        self.register_buffer("threshold", torch.tensor(threshold, dtype=weight.dtype))  # ()
 
     @classmethod
-    def from_model(cls, model: LogisticRegression) -> Probabilities:
+    def from_model(cls, model: LogisticRegression) -> Predictor:
         """The model's forward pass alone, on the CPU: the same folded weights its `logits` uses."""
         with torch.no_grad():
-            return cls(*model.cpu().folded_weights()).eval()
+            return cls(*model.cpu().float().folded_weights(), model.decision_threshold()).eval()
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(F.linear(features, self.weight, self.bias)).squeeze(-1)
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probability = torch.sigmoid(F.linear(features, self.weight, self.bias)).squeeze(-1)
+        return probability, (probability >= self.threshold).long()
 
 
-def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> Path:
-    """Write an ONNX model: input `features` (batch, F) float32, output `probability` (batch,); any batch size."""
+def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> None:
+    """Write an ONNX model: input `features` (batch, F) float32; outputs `probability` and `prediction` (batch,)."""
     try:  # what torch.onnx.export(dynamo=True) imports: the `export` extra
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -47,19 +54,53 @@ def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> Path:
         ) from error
     example = torch.zeros(2, model.hparams.n_features)  # (batch, F)
     torch.onnx.export(
-        Probabilities.from_model(model), (example,), path,
-        input_names=["features"], output_names=["probability"],
+        Predictor.from_model(model),
+        (example,),
+        str(path),
+        input_names=["features"],
+        output_names=["probability", "prediction"],
         dynamic_shapes={"features": {0: torch.export.Dim("batch")}},  # any number of rows
         external_data=False,  # one self-contained file: the weights are tiny
-        dynamo=True, verbose=False,
+        dynamo=True,
+        verbose=False,
     )
-    return Path(path)
 
 
-def to_torchscript(model: LogisticRegression, path: str | os.PathLike) -> Path:
-    """Write a TorchScript model for `torch.jit.load`: features (batch, F) -> probabilities (batch,)."""
-    torch.jit.save(torch.jit.script(Probabilities.from_model(model)), str(path))
-    return Path(path)
+def to_torchscript(model: LogisticRegression, path: str | os.PathLike) -> None:
+    """Write a TorchScript model for `torch.jit.load`: features (batch, F) -> (probabilities, predictions)."""
+    torch.jit.save(torch.jit.script(Predictor.from_model(model)), str(path))
 
 
-EXPORTERS = {"onnx": (to_onnx, ".onnx"), "torchscript": (to_torchscript, ".pt")}  # format -> (writer, file suffix)
+def is_onnx(path: Path) -> bool:
+    try:
+        import onnx
+
+        onnx.load_model(str(path), load_external_data=False)
+    except Exception:
+        return False
+    return True
+
+
+def is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+EXPORTERS = {  # format -> (writer, file suffix, what an earlier export of this format looks like)
+    "onnx": (to_onnx, ".onnx", is_onnx),
+    "torchscript": (to_torchscript, ".pt", is_torchscript),
+}
+
+
+def export(cfg: DictConfig) -> Path:
+    """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path."""
+    write, suffix, same_kind = EXPORTERS[cfg.format]
+    model = model_from_checkpoint(read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint), cfg.ckpt_path)
+    output = Path(cfg.output or Path(cfg.ckpt_path).with_suffix(suffix))
+    with write_output(output, inputs=[cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=same_kind) as partial:
+        write(model, partial)
+    n_features = model.hparams.n_features
+    print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability, prediction (batch,)")
+    return output

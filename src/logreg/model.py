@@ -1,58 +1,58 @@
-"""Lab 5's classifier as a LightningModule: `nn.Linear(F, 1)` + sigmoid, binary cross-entropy, torchmetrics metrics."""
+"""Lab 5's classifier as a LightningModule: `nn.Linear(F, 1)` + sigmoid, binary cross-entropy, torchmetrics metrics.
+
+The module makes its own updates (manual optimization): each Lightning training step brings K mini-batches
+(`logreg.splits.TrainingChunks`) and the module steps the optimizer once per mini-batch, with the gradient computed
+in closed form (`logreg.gradient`, the default) or by autograd (`gradient=autograd`, lab 5's code and the tests'
+oracle). Under DDP each update's gradient is averaged over the processes (one all-reduce of F + 2 numbers), as DDP
+would, so the numbers are those of one process on the whole batch.
+"""
 
 from __future__ import annotations
 
-import inspect
+import math
 from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryAUROC,
-    BinaryF1Score,
-    BinaryPrecision,
-    BinaryRecall,
-)
+from torchmetrics import CatMetric, MeanMetric
 
-from logreg.errors import ConfigError
+from logreg.errors import ConfigError, TrainingDiverged
+from logreg.gradient import bce_gradient
+from logreg.metrics import choose_threshold, evaluation_metrics
+from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
 
-OPTIMIZERS = {
+TORCH_OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "lbfgs": torch.optim.LBFGS,
 }
-
-
-def check_optimizer(options: Mapping) -> None:
-    """Refuse an optimizer config that would fail later, naming the bad key and the valid choices."""
-    name = options.get("name")
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer name {name!r} is unknown; expected one of: {', '.join(OPTIMIZERS)}")
-    parameters = inspect.signature(OPTIMIZERS[name]).parameters
-    unknown = sorted(set(options) - {"name"} - set(parameters))
-    if unknown:
-        valid = ", ".join(p for p in parameters if p != "params")
-        raise ConfigError(f"optimizer {name!r} has no option {', '.join(unknown)}; its options are: {valid}")
-    lr = options.get("lr", parameters["lr"].default)
-    if not (isinstance(lr, (int, float)) and 0 < lr < torch.finfo(torch.float32).max):
-        raise ConfigError(f"optimizer lr={lr!r}: expected a positive float32 number (lab 5 uses lr=1)")
+TORCH_SCHEDULERS = {
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "step": torch.optim.lr_scheduler.StepLR,
+    "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
+}
 
 
 class LogisticRegression(L.LightningModule):
     """p(y=1 | x) = sigmoid(w . (x - mean) / std + b), trained by minimizing the mean binary cross-entropy.
 
-    `mean` and `std` are buffers, 0 and 1 (features as given) unless the DataModule standardizes: then `fit` copies
-    its training-split statistics in, and checkpoints and exported models carry them, so raw rows go in everywhere.
-
     Args:
         n_features: F, the number of input features (8 for lab 5's diabetes data).
         optimizer: `name` (sgd, adam, adamw, lbfgs) and that torch optimizer's keyword arguments (lr, ...).
         threshold: probability at or above which a row is predicted 1.
+        tune_threshold: None, or f1 / youden / cost: choose the threshold that maximizes this on the validation rows
+            at every validation epoch (checkpoints carry it with the weights it was chosen for).
+        cost_ratio: for tune_threshold="cost", what a false positive costs in false negatives.
+        pos_weight: weight of class-1 rows in the training loss (1: lab 5's loss).
+        gradient: "analytic" (closed form, fast) or "autograd".
+        scheduler: None, or `name` (cosine, step, plateau) and that scheduler's keyword arguments; stepped once per
+            epoch (plateau: on its `monitor`).
+        feature_mean, feature_std: (F,) the scaler fitted on the training rows, or None (features as given). Folded
+            into the weights, so raw rows go in everywhere (checkpoints, exports).
     """
 
     def __init__(
@@ -60,31 +60,59 @@ class LogisticRegression(L.LightningModule):
         n_features: int = 8,
         optimizer: Mapping | None = None,
         threshold: float = 0.5,
+        tune_threshold: str | None = None,
+        cost_ratio: float = 1.0,
+        pos_weight: float = 1.0,
+        gradient: str = "analytic",
+        scheduler: Mapping | None = None,
+        feature_mean: list[float] | None = None,
+        feature_std: list[float] | None = None,
     ):
         super().__init__()
         optimizer = dict(optimizer or {"name": "sgd", "lr": 1.0})
-        check_optimizer(optimizer)
-        if not (isinstance(n_features, int) and n_features > 0):
-            raise ConfigError(f"n_features={n_features!r}: expected a positive integer")
-        if not 0 < threshold < 1:
-            raise ConfigError(f"threshold={threshold}: expected a probability strictly between 0 and 1")
+        scheduler = dict(scheduler) if scheduler else None
+        self._check(n_features, optimizer, scheduler, locals())
         self.save_hyperparameters()
+        self.automatic_optimization = False  # the module steps the optimizer itself: K updates per Lightning step
         self.linear = nn.Linear(n_features, 1)
-        self.register_buffer("feature_mean", torch.zeros(n_features))  # (F,)
-        self.register_buffer("feature_std", torch.ones(n_features))  # (F,), all > 0
-        for stage in ("train", "val", "test"):
-            # validate_args=False: the inputs are sigmoid outputs and 0/1 labels (checked when the data was read);
-            # re-checking them every step costs more than the step itself on large batches.
-            metrics = {"acc": BinaryAccuracy(threshold, validate_args=False)}
-            if stage != "train":  # ranking and per-class metrics are for held-out rows, not every training step
-                metrics |= {
-                    "auroc": BinaryAUROC(validate_args=False),
-                    "f1": BinaryF1Score(threshold, validate_args=False),
-                    "precision": BinaryPrecision(threshold, validate_args=False),
-                    "recall": BinaryRecall(threshold, validate_args=False),
-                }
-            setattr(self, f"{stage}_metrics", MetricCollection(metrics, prefix=f"{stage}/"))
-            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))  # a NaN loss shows as NaN, not dropped
+        self.register_buffer("feature_mean", torch.tensor(feature_mean or [0.0] * n_features))  # (F,)
+        self.register_buffer("feature_std", torch.tensor(feature_std or [1.0] * n_features))  # (F,), all > 0
+        self.register_buffer("threshold", torch.tensor(float(threshold)))  # () tuned on validation rows, if asked
+        # Training metrics from sums: each update adds its loss sum and correct count (two tensor additions); the
+        # metrics take the epoch's sums once, and torchmetrics still reduces them over processes.
+        self.train_loss, self.train_acc = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        self._epoch_sums: torch.Tensor | None = None  # (3,) loss sum, correct, rows
+        # Held-out stages keep every logit and label (gathered over processes), for AUROC, the tuned threshold, plots.
+        self.val_logits, self.val_labels = CatMetric(), CatMetric()
+        self.test_logits, self.test_labels = CatMetric(), CatMetric()
+        self._outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.test_prefix = "test"  # what test metrics are logged as: eval.py names them by the rows it scores
+
+    @staticmethod
+    def _check(n_features: Any, optimizer: dict, scheduler: dict | None, arguments: dict) -> None:
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise ConfigError(f"n_features={n_features!r}: expected a positive integer")
+        if optimizer.get("name") not in OPTIMIZERS:
+            raise ConfigError(f"model.optimizer.name={optimizer.get('name')}: expected one of {', '.join(OPTIMIZERS)}")
+        check_arguments(OPTIMIZERS[optimizer["name"]], optimizer, "model.optimizer.")
+        if scheduler is not None:
+            if scheduler.get("name") not in SCHEDULERS:
+                raise ConfigError(
+                    f"model.scheduler.name={scheduler.get('name')}: expected one of {', '.join(SCHEDULERS)}"
+                )
+            check_arguments(SCHEDULERS[scheduler["name"]], scheduler, "model.scheduler.")
+        scalars = {
+            key: arguments[key] for key in ("threshold", "tune_threshold", "cost_ratio", "pos_weight", "gradient")
+        }
+        check_arguments(ModelConfig, scalars, "model.")
+        for name in ("feature_mean", "feature_std"):
+            values = arguments[name]
+            if values is not None and (len(values) != n_features or not all(map(math.isfinite, values))):
+                raise ConfigError(f"model.{name}: expected {n_features} finite numbers, or null")
+        if arguments["feature_std"] is not None and min(arguments["feature_std"]) <= 0:
+            raise ConfigError("model.feature_std: expected numbers > 0")
+
+    # --------------------------------------------------------------------------------------------------- the model
 
     def folded_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight (1, F) and bias (1,) that act on features as given: w / std and b - (w / std) . mean."""
@@ -101,60 +129,162 @@ class LogisticRegression(L.LightningModule):
         """features (B, F) -> probabilities of class 1 (B,)"""
         return torch.sigmoid(self.logits(features))
 
-    def setup(self, stage: str) -> None:
-        feature_stats = getattr(self.trainer.datamodule, "feature_stats", None)
-        if stage == "fit" and feature_stats is not None:  # (mean, std) of the training split, when it standardizes
-            self.feature_mean.copy_(feature_stats[0])
-            self.feature_std.copy_(feature_stats[1])
+    def decision_threshold(self) -> float:
+        return float(self.threshold)
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and probabilities (B,) of one batch; the stage's metrics take them in."""
-        features, labels = batch  # (B, F), (B,) in {0, 1}
-        logits = self.logits(features)  # (B,)
-        # BCE on logits is lab 5's sigmoid + F.binary_cross_entropy, without log(0) when a probability saturates.
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        # Each step only accumulates; _log_epoch logs once per epoch (a self.log call costs more than a small step).
-        # Bool targets: the metrics take them as they are, without an int64 copy of the labels every step.
-        probs = torch.sigmoid(logits.detach())
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(labels))
-        getattr(self, f"{stage}_metrics").update(probs, labels.bool())
-        return loss, probs
+    # ---------------------------------------------------------------------------------------------------- training
 
-    def _log_epoch(self, stage: str) -> None:
-        """Log the epoch's metrics, computed over all processes' rows (torchmetrics syncs them), then reset."""
-        in_bar = stage != "test"  # the bar shows loss and accuracy while fitting; test metrics get a table
-        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=in_bar)
-        for name, metric in getattr(self, f"{stage}_metrics").items():
-            self.log(name, metric, prog_bar=in_bar and name.endswith("/acc"))
+    def _gradient(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean loss's gradient w.r.t. (linear.weight, linear.bias) as one (F + 2,) vector [dw, db, loss], averaged
+        over processes, and this process's (2,) [loss sum, correct] for the metrics."""
+        features = features.to(self.linear.weight.dtype)
+        labels = labels.to(self.linear.weight.dtype)
+        pos_weight, threshold = float(self.hparams.pos_weight), float(self.threshold)
+        if self.hparams.gradient == "autograd":  # lab 5's way: build the graph, let autograd differentiate it
+            with torch.enable_grad():
+                logits = self.logits(features)
+                weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=logits.dtype)
+                loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
+                grad_weight, grad_bias = torch.autograd.grad(loss, [self.linear.weight, self.linear.bias])
+            loss = loss.detach()
+            loss_sum, correct = loss * len(labels), (torch.sigmoid(logits.detach()) >= threshold).eq(labels).sum()
+            grad_weight, grad_bias = grad_weight.squeeze(0), grad_bias.squeeze(0)
+        else:  # closed form, on the folded weights, then the chain rule through the scaler
+            weight, bias = self.folded_weights()
+            result = bce_gradient(
+                features, labels, weight.detach().squeeze(0), bias.detach().squeeze(0), pos_weight, threshold
+            )
+            loss_sum, correct = result.loss_sum, result.correct
+            grad_bias = result.bias  # d z / d b = 1
+            grad_weight = (result.weight - result.bias * self.feature_mean) / self.feature_std  # dz/dw = (x - mean)/std
+            loss = loss_sum / len(labels)
+        update = torch.cat([grad_weight, grad_bias.reshape(1), loss.reshape(1)])  # (F + 2,)
+        if self.trainer.world_size > 1:  # the mean over processes of equal batches: the whole batch's gradient
+            update = self.trainer.strategy.reduce(update, reduce_op="mean")
+        return update, torch.stack([loss_sum, correct.to(loss_sum.dtype)])
 
-    def on_train_epoch_end(self):
-        self._log_epoch("train")
+    def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, int], chunk_index: int) -> None:
+        """chunk: features (K*B, F), labels (K*B,) and B; one optimizer step per mini-batch of B rows, in order."""
+        features, labels, batch_size = chunk
+        optimizer = self.optimizers()
+        n_features = self.hparams.n_features
+        sums = torch.zeros(3, dtype=self.linear.weight.dtype, device=self.linear.weight.device)  # loss, correct, rows
+        for start in range(0, len(labels), batch_size):
+            batch = features[start : start + batch_size], labels[start : start + batch_size]  # (B, F), (B,)
+            first_evaluation = True
 
-    def on_validation_epoch_end(self):
-        self._log_epoch("val")
+            def closure() -> torch.Tensor:  # L-BFGS calls it several times per step; SGD and Adam once
+                nonlocal first_evaluation
+                update, batch_sums = self._gradient(*batch)
+                self.linear.weight.grad = update[:n_features].reshape(1, -1)
+                self.linear.bias.grad = update[n_features : n_features + 1]
+                if first_evaluation:  # the metrics see the loss before the step, once per step
+                    sums[:2] += batch_sums
+                    sums[2] += len(batch[1])
+                    first_evaluation = False
+                return update[-1]
 
-    def on_test_epoch_end(self):
-        self._log_epoch("test")
+            optimizer.step(closure=closure)
+        self._epoch_sums = sums if self._epoch_sums is None else self._epoch_sums + sums
 
-    def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")[0]
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_sums is not None:
+            loss_sum, correct, rows = self._epoch_sums
+            self._check_finite(loss_sum)
+            self.train_loss.update(loss_sum / rows, weight=rows)
+            self.train_acc.update(correct / rows, weight=rows)
+            self._epoch_sums = None
+        self.log("train/loss", self.train_loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, prog_bar=True)
+        self._step_scheduler()
 
-    def validation_step(self, batch, batch_idx):
-        return self._shared_step(batch, "val")[1], batch[1]  # (probs, labels): for callbacks that draw curves
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":  # validation inside fit may write a checkpoint: only of finite weights
+            self._check_finite()
 
-    def test_step(self, batch, batch_idx):
-        return self._shared_step(batch, "test")[1], batch[1]
+    def _check_finite(self, loss_sum: torch.Tensor | None = None) -> None:
+        """Stop training when the loss or the weights stop being finite numbers, before a checkpoint can store them
+        (this runs before the epoch's checkpoint is written; one device sync per epoch)."""
+        values = torch.cat(
+            [p.detach().flatten() for p in self.parameters()] + ([loss_sum.reshape(1)] if loss_sum is not None else [])
+        )
+        if bool(torch.isfinite(values).all()):
+            return
+        optimizer = self.hparams.optimizer
+        raise TrainingDiverged(
+            f"the loss or the weights became NaN or infinite during epoch {self.current_epoch}; the learning rate "
+            f"(lr={optimizer.get('lr')}, optimizer {optimizer.get('name')}) is the likely cause, or features too "
+            f"large for float32: try a smaller lr, e.g. lr={optimizer.get('lr', 1) / 10:g}, or data.standardize=true. "
+            "Checkpoints of earlier epochs are kept."
+        )
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The data's class, so eval.py and predict.py rebuild the DataModule from the checkpoint alone.
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is not None:
-            checkpoint["datamodule_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
+    def _step_scheduler(self) -> None:
+        """Once per epoch, before the epoch's checkpoint is written (so a resumed run steps as an uninterrupted one)."""
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        if self.hparams.scheduler["name"] == "plateau":
+            monitor = self.hparams.scheduler["monitor"]
+            if monitor in self.trainer.callback_metrics:  # not on epochs without validation
+                scheduler.step(self.trainer.callback_metrics[monitor])
+        else:
+            scheduler.step()
 
-    def predict_step(self, batch, batch_idx):
+    def configure_optimizers(self) -> Any:
+        options = dict(self.hparams.optimizer)
+        optimizer = TORCH_OPTIMIZERS[options.pop("name")](self.parameters(), **options)
+        if not self.hparams.scheduler:
+            return optimizer
+        options = dict(self.hparams.scheduler)
+        name = options.pop("name")
+        if name == "plateau":
+            monitor = options.pop("monitor")
+            options["mode"] = metric_mode(monitor)  # a loss falls, an accuracy rises
+        return {"optimizer": optimizer, "lr_scheduler": TORCH_SCHEDULERS[name](optimizer, **options)}
+
+    # ------------------------------------------------------------------------------------------ validation, testing
+
+    def _evaluation_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        features, labels = batch  # (B, F), (B,)
+        getattr(self, f"{stage}_logits").update(self.logits(features.to(self.linear.weight.dtype)))
+        getattr(self, f"{stage}_labels").update(labels)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def _log_evaluation(self, stage: str) -> None:
+        """The stage's metrics over all its rows (every process gathers them), logged once; the state is reset."""
+        logit_metric, label_metric = getattr(self, f"{stage}_logits"), getattr(self, f"{stage}_labels")
+        if not logit_metric.update_called:
+            return
+        logits, labels = logit_metric.compute().flatten(), label_metric.compute().flatten()  # (N,), (N,)
+        logit_metric.reset()
+        label_metric.reset()
+        if stage == "val" and self.hparams.tune_threshold and self.trainer.state.fn == "fit":
+            threshold = choose_threshold(
+                torch.sigmoid(logits), labels, self.hparams.tune_threshold, self.hparams.cost_ratio
+            )
+            self.threshold.fill_(threshold)
+            self.log("threshold", threshold)
+        self._outputs[stage] = (torch.sigmoid(logits).detach().cpu(), labels.detach().cpu())
+        in_bar, prefix = stage == "val", self.test_prefix if stage == "test" else stage
+        for name, value in evaluation_metrics(logits, labels, self.decision_threshold()).items():
+            assert name in STAGE_METRICS[stage], name  # the schema lists what a run logs: keep them in step
+            self.log(f"{prefix}/{name}", value, prog_bar=in_bar and name in ("loss", "acc"))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    def outputs(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The probabilities (N,) and labels (N,) of the last validation or test epoch (on the CPU), or None."""
+        return self._outputs.get(stage)
+
+    def predict_step(self, batch: Any, batch_index: int) -> torch.Tensor:
         features = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(features)
-
-    def configure_optimizers(self):
-        options = dict(self.hparams.optimizer)
-        return OPTIMIZERS[options.pop("name")](self.parameters(), **options)

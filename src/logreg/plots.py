@@ -1,85 +1,130 @@
-"""TensorBoard beyond scalars: confusion matrix, ROC and precision-recall curves, and weight histograms."""
+"""TensorBoard beyond scalars: confusion matrix, ROC, precision-recall and reliability curves, and weight histograms.
+
+The images need matplotlib (the `plots` extra): it is not a base dependency because torchmetrics imports it at start-up
+whenever it is installed (0.4 s of every run). Without it the callback says so once and still writes the histograms.
+"""
 
 from __future__ import annotations
 
-import lightning as L
-import matplotlib
+import importlib.util
+import logging
+from typing import Any
 
-matplotlib.use("Agg")  # render to images, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from torchmetrics import MetricCollection  # noqa: E402
-from torchmetrics.classification import BinaryConfusionMatrix, BinaryPrecisionRecallCurve, BinaryROC  # noqa: E402
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics.functional.classification import binary_precision_recall_curve, binary_roc
+
+from logreg.metrics import CALIBRATION_BINS
+from logreg.report import confusion_matrix
+
+log = logging.getLogger(__name__)
+
+
+def reliability(
+    probs: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS
+) -> list[tuple[float, float, int]]:
+    """(mean predicted probability, observed share of class 1, rows) of each non-empty equal-width probability bin."""
+    index = torch.clamp((probs * bins).long(), max=bins - 1)  # (N,) bin of each row; p = 1 goes to the last bin
+    points = []
+    for b in range(bins):
+        members = index == b
+        count = int(members.sum())
+        if count:
+            points.append((float(probs[members].mean()), float(labels[members].float().mean()), count))
+    return points
 
 
 class EvaluationPlots(L.Callback):
-    """Draw how the model separates the classes, into the run's TensorBoard (IMAGES and HISTOGRAMS tabs).
+    """Draw how the model separates the classes into the run's TensorBoard (IMAGES and HISTOGRAMS tabs).
 
-    `val/confusion_matrix`, `val/roc`, `val/pr_curve` at the end of fit (from the last validation epoch), the same for
-    `test/` after testing, and `weights/*` histograms every training epoch. The curves are torchmetrics, computed over
-    all processes' rows; rank zero draws them. `confusion_matrix[stage]` keeps the last 2x2 counts [[tn, fp], [fn, tp]].
+    `val/confusion_matrix`, `val/roc`, `val/pr_curve`, `val/reliability` at the end of fit (the last validation epoch),
+    the same for the test rows after testing (under the name the model logs its test metrics by), and `weights/*`
+    histograms every training epoch. The curves come from the model's outputs over all processes' rows; rank zero draws.
 
     Args:
-        threshold: probability at or above which a row counts as predicted 1 in the confusion matrix.
+        histograms: write the weights' histograms every epoch.
     """
 
-    def __init__(self, threshold: float = 0.5):
-        self.curves = {
-            stage: MetricCollection({
-                "confusion_matrix": BinaryConfusionMatrix(threshold, validate_args=False),
-                "roc": BinaryROC(validate_args=False),  # shares its stored predictions with pr_curve
-                "pr_curve": BinaryPrecisionRecallCurve(validate_args=False),
-            })
-            for stage in ("val", "test")
-        }
-        self.confusion_matrix: dict = {}
+    def __init__(self, histograms: bool = True):
+        self.histograms = histograms
+        self.can_draw = importlib.util.find_spec("matplotlib") is not None
+        self._said = False
 
     @staticmethod
-    def _tensorboard(trainer: L.Trainer):
+    def _tensorboard(trainer: L.Trainer) -> Any:
         return next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
-    def _start(self, stage: str, pl_module: L.LightningModule) -> None:
-        self.curves[stage] = self.curves[stage].to(pl_module.device)
-        self.curves[stage].reset()
-
-    def _update(self, stage: str, outputs) -> None:
-        probs, labels = outputs  # (B,), (B,) in {0, 1}
-        self.curves[stage].update(probs, labels.long())
-
-    def _draw(self, stage: str, trainer: L.Trainer) -> None:
-        curves = self.curves[stage]
-        if not curves["confusion_matrix"].update_called:
+    def _draw(self, trainer: L.Trainer, pl_module: Any, stage: str, name: str) -> None:
+        outputs, writer = pl_module.outputs(stage), self._tensorboard(trainer)
+        if outputs is None or writer is None or not trainer.is_global_zero:
             return
-        results = curves.compute()  # every rank takes part: the states are gathered across processes
-        self.confusion_matrix[stage] = results["confusion_matrix"].tolist()
-        writer = self._tensorboard(trainer)
-        if writer is None or not trainer.is_global_zero:
+        if not self.can_draw:
+            if not self._said:
+                log.warning("TensorBoard images need matplotlib: pip install 'logreg[plots]'")
+                self._said = True
             return
-        for name, metric in curves.items():
-            figure, _ = metric.plot(results[name], **({} if name == "confusion_matrix" else {"score": True}))
-            writer.add_figure(f"{stage}/{name}", figure, global_step=trainer.global_step)
+        import matplotlib
+
+        matplotlib.use("Agg")  # render to images, no display needed
+        import matplotlib.pyplot as plt
+
+        probs, labels = outputs
+        threshold = pl_module.decision_threshold()
+        for kind, figure in self._figures(plt, probs, labels, threshold).items():
+            writer.add_figure(f"{name}/{kind}", figure, global_step=trainer.global_step)
             plt.close(figure)
 
-    def on_validation_epoch_start(self, trainer, pl_module):
-        self._start("val", pl_module)
+    @staticmethod
+    def _figures(plt: Any, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, Any]:
+        targets = labels.long()
+        figures = {}
+        figure, axes = plt.subplots(figsize=(4, 4))
+        matrix = confusion_matrix(probs.numpy(), labels.numpy(), threshold)
+        axes.imshow(matrix, cmap="Blues")
+        for (row, column), count in ((rc, matrix[rc[0]][rc[1]]) for rc in ((0, 0), (0, 1), (1, 0), (1, 1))):
+            axes.text(column, row, str(count), ha="center", va="center")
+        axes.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xlabel="predicted",
+            ylabel="true",
+            title=f"Confusion matrix (threshold {threshold:.3g})",
+        )
+        figures["confusion_matrix"] = figure
+        false_positive_rate, true_positive_rate, _ = binary_roc(probs, targets)
+        figure, axes = plt.subplots(figsize=(4, 4))
+        axes.plot(false_positive_rate, true_positive_rate)
+        axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+        figures["roc"] = figure
+        precision, recall, _ = binary_precision_recall_curve(probs, targets)
+        figure, axes = plt.subplots(figsize=(4, 4))
+        axes.plot(recall, precision)
+        axes.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+        figures["pr_curve"] = figure
+        figure, axes = plt.subplots(figsize=(4, 4))
+        points = reliability(probs, labels)
+        axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        axes.plot([p for p, _, _ in points], [o for _, o, _ in points], marker="o")
+        axes.set(
+            xlabel="mean predicted probability",
+            ylabel="observed share of class 1",
+            title="Reliability",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
+        figures["reliability"] = figure
+        return figures
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._update("val", outputs)
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._draw(trainer, pl_module, "val", "val")
 
-    def on_train_end(self, trainer, pl_module):
-        self._draw("val", trainer)
+    def on_test_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._draw(trainer, pl_module, "test", pl_module.test_prefix)
 
-    def on_test_epoch_start(self, trainer, pl_module):
-        self._start("test", pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._update("test", outputs)
-
-    def on_test_epoch_end(self, trainer, pl_module):
-        self._draw("test", trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module):
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         writer = self._tensorboard(trainer)
-        if writer is not None and trainer.is_global_zero:
+        if self.histograms and writer is not None and trainer.is_global_zero:
             for name, parameter in pl_module.named_parameters():
                 writer.add_histogram(f"weights/{name}", parameter.detach(), global_step=trainer.global_step)

@@ -1,65 +1,151 @@
-"""What a run reports at its end: final metrics and the learned coefficients, printed as tables and saved as files."""
+"""What a run reports at its end: the final metrics and the coefficients with their uncertainty, printed as tables and
+saved as files (metrics.json, coefficients.csv, inference.json), and the run's knobs beside its final numbers in
+whatever logger it has (TensorBoard's HPARAMS tab, MLflow's params and metrics, the CSV logger's files).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from rich.console import Console
-from rich.table import Table
+from rich.table import Table as RichTable
 
+from logreg.data import TabularDataModule
+from logreg.inference import Inference, infer
 from logreg.model import LogisticRegression
+from logreg.outputs import write_text
 
 
-def coefficients(model: LogisticRegression, feature_names: list[str]) -> list[dict]:
-    """One row per feature, then the intercept: the coefficient on the features as given, and its odds ratio.
+def record_run(loggers: list[Logger], hyperparameters: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Give every logger the run's knobs and its final metrics (as `final/<name>`), each in its own way: TensorBoard
+    links them in the HPARAMS tab; other loggers take them as parameters and metrics."""
+    final = {f"final/{name}": value for name, value in metrics.items() if math.isfinite(value)}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hyperparameters, metrics=final)
+        else:
+            logger.log_hyperparams(hyperparameters)
+            logger.log_metrics(final)
+        logger.save()
 
-    With a standardizing DataModule the scaling is folded in, so each coefficient is per unit of the raw feature.
-    """
-    weight, bias = model.folded_weights()  # (1, F), (1,)
-    names = [*feature_names, "(intercept)"]
-    values = [*weight.squeeze(0).tolist(), bias.item()]
-    return [  # exp overflows past 709: an odds ratio that large is infinite for all purposes
-        {"feature": name, "coefficient": w, "odds_ratio": math.exp(w) if w < 709 else math.inf}
-        for name, w in zip(names, values)
+
+def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> Inference:
+    """Standard errors and tests of the model's coefficients on the rows it was trained on (float64)."""
+    rows = datamodule.split_rows("train")
+    with torch.no_grad():
+        weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
+    optimizer = model.hparams.optimizer
+    return infer(
+        datamodule.table.features[rows],
+        datamodule.table.labels[rows],
+        weight.detach().double().cpu().numpy().ravel(),
+        float(bias),
+        list(datamodule.feature_names),
+        weight_decay=float(optimizer.get("weight_decay", 0.0)),
+        pos_weight=float(model.hparams.pos_weight),
+    )
+
+
+def report(
+    metrics: dict[str, float],
+    folder: Path,
+    model: LogisticRegression | None,
+    datamodule: TabularDataModule | None,
+    kind: str,
+) -> Inference | None:
+    """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them."""
+    console = Console()
+    fit = fit_inference(model, datamodule) if model is not None and datamodule is not None else None
+    summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
+    write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    console.print(_metrics_table(summary, kind))
+    if fit is not None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(fit.rows()[0]))
+        writer.writeheader()
+        writer.writerows(fit.rows())
+        write_text(folder / "coefficients.csv", text.getvalue())
+        write_text(
+            folder / "inference.json",
+            json.dumps({"valid": fit.valid, "reason": fit.reason, **fit.summary()}, indent=2) + "\n",
+        )
+        console.print(_coefficient_table(fit))
+        console.print(_fit_statistics(fit))
+    console.print(f"Run folder: [bold]{folder.resolve()}[/bold]  (tensorboard --logdir {folder})")
+    return fit
+
+
+def _metrics_table(metrics: dict[str, float], kind: str) -> RichTable:
+    table = RichTable(title="Cross-validation (mean and std over folds)" if kind == "cv" else "Final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in sorted(metrics):
+        table.add_row(name, f"{metrics[name]:.6f}")
+    return table
+
+
+def _coefficient_table(fit: Inference) -> RichTable:
+    title = "Coefficients (per unit of each feature as given), 95% intervals"
+    table = RichTable(title=title if fit.valid else "Coefficients (per unit of each feature as given)")
+    columns = ["feature", "coefficient", "std error", "z", "p", "95% CI", "odds ratio", "odds ratio 95% CI"]
+    for column in columns if fit.valid else ["feature", "coefficient", "odds ratio"]:
+        table.add_column(column, justify="left" if column == "feature" else "right")
+    for c in fit.coefficients:
+        if fit.valid:
+            table.add_row(
+                c.name,
+                f"{c.estimate:+.4g}",
+                f"{c.std_error:.3g}",
+                f"{c.z:+.2f}",
+                _p(c.p_value),
+                f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
+                f"{c.odds_ratio:.4g}",
+                f"[{c.odds_ratio_low:.3g}, {c.odds_ratio_high:.3g}]",
+            )
+        else:
+            table.add_row(c.name, f"{c.estimate:+.6g}", f"{c.odds_ratio:.4g}")
+    return table
+
+
+def _p(value: float) -> str:
+    return "<1e-300" if value == 0 else f"{value:.2g}" if value < 1e-3 else f"{value:.3f}"
+
+
+def _fit_statistics(fit: Inference) -> str:
+    lines = [
+        f"Log-likelihood {fit.log_likelihood:.4f} (null {fit.null_log_likelihood:.4f}) on {fit.n_rows} training rows; "
+        f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
+        f"AIC {fit.aic:.3f}, BIC {fit.bic:.3f}, McFadden pseudo-R2 {fit.pseudo_r2:.4f}",
+    ]
+    if not fit.valid:
+        lines.append(f"[yellow]No standard errors, p-values or intervals: {fit.reason}[/yellow]")
+    return "\n".join(lines)
+
+
+def confusion_matrix(probs: np.ndarray, labels: np.ndarray, threshold: float) -> list[list[int]]:
+    """[[tn, fp], [fn, tp]] of predicting 1 where probs >= threshold."""
+    predicted, actual = probs >= threshold, labels > 0.5
+    return [
+        [int((~predicted & ~actual).sum()), int((predicted & ~actual).sum())],
+        [int((~predicted & actual).sum()), int((predicted & actual).sum())],
     ]
 
 
-def print_confusion_matrix(matrix: list[list[int]], run_dir: str, split: str) -> None:
-    """Print the 2x2 counts [[tn, fp], [fn, tp]] as a table and write them to run_dir as confusion_matrix.json."""
+def report_confusion_matrix(matrix: list[list[int]], folder: Path, split: str) -> None:
+    """Print the 2x2 counts [[tn, fp], [fn, tp]] as a table and write them to folder/confusion_matrix.json."""
     (tn, fp), (fn, tp) = matrix
-    (Path(run_dir) / "confusion_matrix.json").write_text(json.dumps({"tn": tn, "fp": fp, "fn": fn, "tp": tp}) + "\n")
-    table = Table(title=f"Confusion matrix ({split} rows)")
+    write_text(folder / "confusion_matrix.json", json.dumps({"tn": tn, "fp": fp, "fn": fn, "tp": tp}) + "\n")
+    table = RichTable(title=f"Confusion matrix ({split} rows)")
     for column in ("", "predicted 0", "predicted 1"):
         table.add_column(column, justify="right")
     table.add_row("true 0", str(tn), str(fp))
     table.add_row("true 1", str(fn), str(tp))
     Console().print(table)
-
-
-def print_summary(metrics: dict[str, float], run_dir: str, model: LogisticRegression, feature_names: list[str]) -> None:
-    """Print the final metrics and coefficients, and write them to run_dir as metrics.json and coefficients.csv."""
-    run_dir = Path(run_dir)
-    rows = coefficients(model, feature_names)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    with (run_dir / "coefficients.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-    console = Console()
-    table = Table(title="Final metrics")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name in sorted(metrics):
-        table.add_row(name, f"{metrics[name]:.6f}")
-    console.print(table)
-    table = Table(title="Coefficients (per unit of each feature as given)")
-    for column in ("feature", "coefficient", "odds ratio"):
-        table.add_column(column, justify="left" if column == "feature" else "right")
-    for row in rows:
-        table.add_row(row["feature"], f"{row['coefficient']:+.6g}", f"{row['odds_ratio']:.4g}")
-    console.print(table)
-    console.print(f"Run folder: [bold]{run_dir.resolve()}[/bold]  (tensorboard --logdir {run_dir})")

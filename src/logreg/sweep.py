@@ -1,28 +1,34 @@
-"""The summary of a Hydra multirun: every trial's overrides, metrics, status and folder, best first.
+"""The summary of a Hydra multirun: every trial's overrides, metrics, status and folder, best first; and trials that
+differ only by `seed`, grouped, with the mean, standard deviation and count of each metric.
 
-`SweepSummary` is a Hydra callback (conf/config.yaml, `hydra.callbacks`). After each trial it rewrites
-summary.csv and summary.md in the sweep folder from what the trial folders hold, so the table is complete even if
-the sweep itself ends with an error; at the end of the sweep it prints the table.
+`SweepSummary` is a Hydra callback (conf/train.yaml, `hydra.callbacks`). After each trial it rewrites summary.csv,
+summary.md (and, when seeds repeat, summary_by_seed.csv) in the sweep folder from what the trial folders hold, so the
+tables are complete even if the sweep itself ends with an error; at the end of the sweep it prints them, with as
+many metric columns as the terminal has room for (the CSV holds them all).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
+import statistics
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from logreg.errors import find_user_error
+from logreg.outputs import write_text
+from logreg.schema import metric_mode
 
-SHOWN_METRICS = ("val/loss", "val/acc", "val/auroc", "test/loss", "test/acc")  # columns of the printed table
+ERROR_FILE = "error.txt"  # a failed trial's error, written into its folder by logreg.errors.one_line_errors
+SHOWN_METRICS = ("val/loss", "val/acc", "val/auroc", "cv/val/loss", "test/loss", "test/acc")  # printed when they fit
+ROW_KEYS = ("trial", "status", "overrides", "error", "run_dir")
 
 
 def read_trials(sweep_dir: Path) -> list[dict]:
@@ -30,16 +36,18 @@ def read_trials(sweep_dir: Path) -> list[dict]:
     rows = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         trial_dir = overrides_file.parent.parent
-        metrics_file, error_file = trial_dir / "metrics.json", trial_dir / "error.txt"
+        metrics_file, error_file = trial_dir / "metrics.json", trial_dir / ERROR_FILE
         status = "ok" if metrics_file.is_file() else "failed" if error_file.is_file() else "running"
-        rows.append({
-            "trial": int(trial_dir.name.split("_", 1)[0]),
-            "status": status,
-            "overrides": " ".join(yaml.safe_load(overrides_file.read_text()) or []),
-            **(json.loads(metrics_file.read_text()) if status == "ok" else {}),
-            "error": error_file.read_text().strip() if status == "failed" else "",
-            "run_dir": str(trial_dir),
-        })
+        rows.append(
+            {
+                "trial": int(trial_dir.name.split("_", 1)[0]),
+                "status": status,
+                "overrides": " ".join(yaml.safe_load(overrides_file.read_text()) or []),
+                **(json.loads(metrics_file.read_text()) if status == "ok" else {}),
+                "error": error_file.read_text().strip() if status == "failed" else "",
+                "run_dir": str(trial_dir),
+            }
+        )
     return rows
 
 
@@ -47,7 +55,7 @@ def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
     """Completed trials best first by `metric` (direction "minimize" or "maximize"), then the others by number."""
     sign = 1 if direction == "minimize" else -1
 
-    def key(row):
+    def key(row: dict) -> tuple:
         value = row.get(metric)
         missing = value is None or math.isnan(value)
         return (missing, 0.0 if missing else sign * value, row["trial"])
@@ -55,65 +63,161 @@ def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
     return sorted(rows, key=key)
 
 
+def group_by_seed(rows: list[dict]) -> list[dict]:
+    """Completed trials whose overrides differ only by `seed=...`, grouped: one row per group of two or more, with
+    each metric's mean, standard deviation (`<metric>_std`) and the group's size (`count`)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            others = " ".join(o for o in row["overrides"].split() if not o.startswith(("seed=", "+seed=")))
+            groups.setdefault(others, []).append(row)
+    summary = []
+    for others, members in groups.items():
+        if len(members) < 2:
+            continue
+        group: dict[str, Any] = {
+            "overrides": others,
+            "count": len(members),
+            "seeds": " ".join(o for m in members for o in m["overrides"].split() if o.startswith(("seed=", "+seed="))),
+        }
+        for name in sorted({k for m in members for k in m} - set(ROW_KEYS)):
+            values = [m[name] for m in members if isinstance(m.get(name), (int, float))]
+            if len(values) == len(members):
+                group[name] = statistics.fmean(values)
+                group[f"{name}_std"] = statistics.stdev(values)
+        summary.append(group)
+    return summary
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
 def write_summary(rows: list[dict], sweep_dir: Path, metric: str) -> None:
-    """summary.csv (every column) and summary.md (the main ones), each replaced atomically."""
-    metric_columns = sorted({k for row in rows for k in row} - {"trial", "status", "overrides", "error", "run_dir"})
-    columns = ["rank", "trial", "status", "overrides", *metric_columns, "error", "run_dir"]
-    shown = ["rank", "trial", "status", "overrides", *dict.fromkeys([metric, *SHOWN_METRICS]), "run_dir"]
+    """summary.csv (every column), summary.md (the main ones) and summary_by_seed.csv, each replaced atomically (the
+    files are this sweep's own: `overwrite` lets each trial rewrite them)."""
+    metric_columns = sorted({k for row in rows for k in row} - set(ROW_KEYS))
     ranked = [{"rank": number, **row} for number, row in enumerate(rows, start=1)]
+    write_text(
+        sweep_dir / "summary.csv",
+        _csv(ranked, ["rank", "trial", "status", "overrides", *metric_columns, "error", "run_dir"]),
+        overwrite=True,
+        same_kind=_ours,
+    )
+    shown = ["rank", "trial", "status", "overrides", *dict.fromkeys([metric, *SHOWN_METRICS]), "run_dir"]
     markdown = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     markdown += ["| " + " | ".join(_cell(row.get(c, "")) for c in shown) + " |" for row in ranked]
-
-    def write(name: str, fill) -> None:  # trials finishing together never leave a half-written table
-        partial = sweep_dir / f".{name}.{os.getpid()}.part"
-        with partial.open("w", newline="") as file:
-            fill(file)
-        partial.replace(sweep_dir / name)
-
-    def fill_csv(file) -> None:
-        writer = csv.DictWriter(file, columns, restval="")
-        writer.writeheader()
-        writer.writerows(ranked)
-
-    write("summary.csv", fill_csv)
-    write("summary.md", lambda file: file.write("\n".join(markdown) + "\n"))
+    write_text(sweep_dir / "summary.md", "\n".join(markdown) + "\n", overwrite=True, same_kind=_ours)
+    groups = group_by_seed(rows)
+    if groups:
+        columns = [
+            "overrides",
+            "count",
+            "seeds",
+            *sorted({k for g in groups for k in g} - {"overrides", "count", "seeds"}),
+        ]
+        write_text(sweep_dir / "summary_by_seed.csv", _csv(groups, columns), overwrite=True, same_kind=_ours)
 
 
-def _cell(value) -> str:
+def _ours(path: Path) -> bool:
+    """An earlier version of one of these summary files (each trial rewrites them)."""
+    with path.open() as file:
+        return file.readline().startswith(("rank,trial,", "| rank | trial |", "overrides,count,"))
+
+
+def _cell(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value).replace("|", "\\|")
 
 
+def print_summary(rows: list[dict], sweep_dir: Path, metric: str) -> None:
+    """The ranked trials and the seed groups, as tables that fit the terminal: metric columns are dropped from the
+    right until the table fits; summary.csv has them all."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    metrics = [m for m in dict.fromkeys([metric, *SHOWN_METRICS]) if any(m in row for row in rows)] or [metric]
+
+    def table(count: int) -> Table:
+        result = Table(title=f"Sweep summary, best {metric} first (every column: {sweep_dir}/summary.csv)")
+        for column in ("trial", "status"):
+            result.add_column(column, no_wrap=True)
+        result.add_column("overrides", overflow="fold", min_width=12)
+        for name in metrics[:count]:
+            result.add_column(name, justify="right", no_wrap=True)
+        for row in rows:
+            result.add_row(
+                str(row["trial"]),
+                row["status"],
+                row["overrides"] or "-",
+                *(_cell(row.get(name, "")) for name in metrics[:count]),
+            )
+        return result
+
+    count = len(metrics)
+    while count > 1 and console.measure(table(count)).maximum > console.width:
+        count -= 1
+    console.print(table(count))
+    groups = group_by_seed(rows)
+    if groups:
+        seeds = Table(title=f"Trials that differ only by seed: mean ± std ({sweep_dir}/summary_by_seed.csv)")
+        seeds.add_column("overrides", overflow="fold")
+        seeds.add_column("n", justify="right")
+        seeds.add_column(metric, justify="right", no_wrap=True)
+        for group in groups:
+            seeds.add_row(
+                group["overrides"] or "-",
+                str(group["count"]),
+                f"{group.get(metric, math.nan):.4f} ± {group.get(f'{metric}_std', math.nan):.4f}",
+            )
+        console.print(seeds)
+
+
 class SweepSummary(Callback):
-    """Hydra callback: records a failed trial's error, keeps the sweep summary current, prints it at the end."""
+    """Hydra callback: keeps the sweep summary current after every trial and prints it at the end."""
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            return
-        if job_return.status == JobStatus.FAILED:
-            error = find_user_error(job_return._return_value) or job_return._return_value
-            Path(hydra_cfg.runtime.output_dir, "error.txt").write_text(f"{type(error).__name__}: {error}\n")
-        sweep_dir = Path(hydra_cfg.sweep.dir)
-        write_summary(self._ranked(config, sweep_dir), sweep_dir, config.optimized_metric)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            sweep_dir = Path(hydra_cfg.sweep.dir)
+            write_summary(self._ranked(config, sweep_dir), sweep_dir, config.optimized_metric)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = self._ranked(config, sweep_dir)
         write_summary(rows, sweep_dir, config.optimized_metric)
-        table = Table(title=f"Sweep summary, best {config.optimized_metric} first ({sweep_dir}/summary.csv)")
-        columns = ["trial", "status", "overrides", *dict.fromkeys([config.optimized_metric, *SHOWN_METRICS])]
-        for column in columns:
-            table.add_column(column, justify="right" if "/" in column else "left")
-        for row in rows:
-            table.add_row(*(_cell(row.get(c, "")) for c in columns))
-        Console().print(table)
+        print_summary(rows, sweep_dir, config.optimized_metric)
 
     @staticmethod
     def _ranked(config: DictConfig, sweep_dir: Path) -> list[dict]:
         metric = config.optimized_metric
-        # Optuna's sweeper names its direction; a grid sweep has none: losses are minimized, scores maximized.
-        direction = config.hydra.sweeper.get("direction") or ("minimize" if metric.endswith("loss") else "maximize")
-        return rank(read_trials(sweep_dir), metric, str(direction).split(".")[-1])
+        direction = "minimize" if metric_mode(metric) == "min" else "maximize"
+        return rank(read_trials(sweep_dir), metric, direction)
+
+
+class PrepareStudy(Callback):
+    """Hydra callback (hparams_search=optuna): with a shared study storage, create its tables once, before the sweeper
+    connects. Workers started together on a new SQLite file would otherwise each create them, and all but one fail;
+    for SQLite the creation is serialized by a lock file beside the database.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        storage = OmegaConf.select(config, "hydra.sweeper.storage")
+        if not storage:
+            return
+        import fcntl
+
+        import optuna
+
+        lock_path = Path(f"{storage.removeprefix('sqlite:///')}.lock") if storage.startswith("sqlite:///") else None
+        if lock_path is None:  # a database server takes concurrent connections itself
+            optuna.storages.RDBStorage(storage)
+            return
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # blocks until the other worker has created the tables
+            optuna.storages.RDBStorage(storage)

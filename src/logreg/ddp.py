@@ -1,51 +1,26 @@
-"""Glue between Hydra and the entry scripts (train.py, eval.py, predict.py, export.py).
+"""Lightning's DDP processes under Hydra: each extra process runs the current Hydra job, not the whole command line.
 
-Errors as one line instead of tracebacks, and Lightning's DDP processes running the current Hydra job.
+Lightning's launcher (`_SubprocessScriptLauncher`) starts the extra processes of a DDP run with the command that
+`lightning.fabric.strategies.launchers.subprocess_script._hydra_subprocess_cmd` returns: sys.argv again, so under
+`-m` every child would start the whole sweep again. Within `ddp_processes_of_this_job`, that function is replaced by
+`ddp_child_command`, and put back after. It is a private function of Lightning: if it is gone, this fails loudly
+(tests/test_ddp_launch.py also checks that the launcher still calls it), rather than letting DDP re-run sweeps.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import get_original_cwd
 
-from logreg.errors import find_user_error
-
-
-def user_error(error: BaseException) -> str | None:
-    """The one-line message of a UserError (also when Hydra's instantiate wrapped it, naming the config key)."""
-    cause = find_user_error(error)
-    if cause is None:
-        return None
-    match = re.search(r"full_key: (\S+)", str(error)) if isinstance(error, InstantiationException) else None
-    key = match.group(1) if match else None
-    return f"{key}: {cause}" if key and not str(cause).startswith(f"{key}.") else str(cause)
-
-
-@contextmanager
-def errors_as_messages() -> Iterator[None]:
-    """A UserError ends a single run with `error: <message>` and exit status 1.
-
-    Any other exception is a bug and keeps its traceback; in a sweep (`-m`) every error propagates, so the launcher
-    records the trial as failed and goes on.
-    """
-    try:
-        yield
-    except Exception as error:
-        message = user_error(error)
-        if message is None or HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        sys.exit(f"error: {message}")
-
-
+LAUNCHER_MODULE = "lightning.pytorch.strategies.launchers.subprocess_script"  # imports the function it calls by name
+CHILD_COMMAND = "_hydra_subprocess_cmd"
 # What Lightning's DDP launcher sets in os.environ for the processes it starts (lightning/pytorch/strategies/launchers).
 DDP_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
@@ -54,10 +29,9 @@ def ddp_child_command(script: str, local_rank: int) -> tuple[list[str], str]:
     """The command Lightning's DDP launcher runs for the process of `local_rank` (1, 2, ...): this Hydra job alone,
     by the entry `script`.
 
-    Lightning's own (`_hydra_subprocess_cmd`) re-runs sys.argv, so under `-m` every child would start the whole
-    sweep again. This runs the job's own config (one trial of a sweep) as a single run in the job's folder, without
-    writing .hydra/ a second time; the child's log goes to train_ddp_process_<local_rank>.log beside train.log.
-    Everything comes from the job's Hydra config, not sys.argv, so it also holds in a launcher's worker process.
+    It runs the job's own config (one trial of a sweep) as a single run in the job's folder, without writing .hydra/
+    a second time; the child's log goes to train_ddp_process_<local_rank>.log beside train.log. Everything comes from
+    the job's Hydra config, not sys.argv, so it also holds in a launcher's worker process.
     """
     hydra_cfg = HydraConfig.get()
     flags = [f"--config-name={hydra_cfg.job.config_name}"]
@@ -81,20 +55,28 @@ def ddp_child_command(script: str, local_rank: int) -> tuple[list[str], str]:
 
 @contextmanager
 def ddp_processes_of_this_job(script: str) -> Iterator[None]:
-    """Within: a DDP trainer's extra processes run this Hydra job. After: they are gone, as if never launched.
+    """Within: a DDP trainer's extra processes run this Hydra job. After: Lightning's own command is back, and the
+    processes are gone, as if never launched.
 
     Lightning's launcher leaves LOCAL_RANK, MASTER_PORT, ... in os.environ and the process group open for the life of
     the process; the next job of a `-m` sweep would take them for an external launch (torchrun) and wait for children
     that have exited. So the process that launched them closes the group and restores the environment.
     """
     import torch.distributed as dist
-    from lightning.pytorch.strategies.launchers import subprocess_script
 
-    subprocess_script._hydra_subprocess_cmd = partial(ddp_child_command, script)
+    launcher = importlib.import_module(LAUNCHER_MODULE)
+    lightning_command = getattr(launcher, CHILD_COMMAND, None)
+    if lightning_command is None:
+        raise RuntimeError(
+            f"{LAUNCHER_MODULE}.{CHILD_COMMAND} no longer exists in this Lightning version: logreg.ddp must be updated "
+            "to give Lightning's DDP launcher the command of this Hydra job (or DDP under -m would re-run sweeps)"
+        )
+    setattr(launcher, CHILD_COMMAND, partial(ddp_child_command, script))
     env_before = {key: os.environ.get(key) for key in DDP_LAUNCH_ENV}
     try:
         yield
     finally:
+        setattr(launcher, CHILD_COMMAND, lightning_command)
         if env_before["LOCAL_RANK"] is None and "LOCAL_RANK" in os.environ:  # this process launched the children
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()

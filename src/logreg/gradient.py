@@ -1,0 +1,66 @@
+"""The closed-form loss and gradient of logistic regression's mean binary cross-entropy, without autograd.
+
+For rows x_i (F,), labels y_i in {0, 1}, logits z_i = x_i . w + b and class-1 weight c (`pos_weight`):
+
+    loss_i = c y_i softplus(-z_i) + (1 - y_i) softplus(z_i)        (BCE on logits; c = 1 is lab 5's loss)
+    r_i = d loss_i / d z_i = (1 - y_i) sigmoid(z_i) - c y_i sigmoid(-z_i)     (= sigmoid(z_i) - y_i when c = 1)
+    dL/dw = sum_i r_i x_i / B,   dL/db = sum_i r_i / B                  for the mean L over a batch of B rows
+
+One pass over the rows, in blocks of BLOCK_ROWS: each block's logits, residuals, loss and correct predictions are
+computed while its rows are in cache, so a large batch reads the features from memory once (autograd reads them
+twice: forward, then backward). tests/test_gradient.py checks all of it against torch.autograd.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+BLOCK_ROWS = 1 << 15  # 32k rows of 8 float32 features = 1 MiB: stays in a core's L2 cache between the two passes
+
+
+class BatchGradient(NamedTuple):
+    loss_sum: torch.Tensor  # () sum of loss_i over the batch
+    correct: torch.Tensor  # () rows whose prediction (probability >= threshold) equals the label
+    weight: torch.Tensor  # (F,) dL/dw of the mean loss
+    bias: torch.Tensor  # () dL/db of the mean loss
+
+
+def bce_gradient(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    pos_weight: float = 1.0,
+    threshold: float = 0.5,
+) -> BatchGradient:
+    """Loss sum, correct predictions and the gradient of the mean BCE for one batch.
+
+    Args:
+        features: (B, F) rows as the weights see them.
+        labels: (B,) in {0, 1}, of the features' dtype.
+        weight: (F,) and bias: () the logit's coefficients.
+        pos_weight: the weight c of class-1 rows in the loss.
+        threshold: a row is predicted 1 when its probability is at least this.
+    """
+    n_rows = len(labels)
+    grad_weight = torch.zeros_like(weight)
+    grad_bias, loss_sum = torch.zeros_like(bias), torch.zeros_like(bias)
+    correct = torch.zeros((), dtype=torch.int64, device=labels.device)
+    for start in range(0, n_rows, BLOCK_ROWS):
+        rows, y = features[start : start + BLOCK_ROWS], labels[start : start + BLOCK_ROWS]  # (n, F), (n,)
+        logits = torch.addmv(bias, rows, weight)  # (n,)
+        probs = torch.sigmoid(logits)
+        if pos_weight == 1.0:
+            residuals = probs - y
+            # sum softplus(z) - y z: softplus(z) = -log(sigmoid(-z)) = log1p(exp(z)), stable for any z
+            loss_sum += F.softplus(logits).sum() - torch.dot(y, logits)
+        else:
+            residuals = (1 - y) * probs - pos_weight * y * (1 - probs)
+            loss_sum += torch.dot(F.softplus(logits), 1 + (pos_weight - 1) * y) - pos_weight * torch.dot(y, logits)
+        correct += (probs >= threshold).eq(y).sum()
+        grad_weight.addmv_(rows.T, residuals)
+        grad_bias += residuals.sum()
+    return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows)

@@ -1,0 +1,334 @@
+"""Statistical inference for a fitted logistic regression, as statsmodels' `Logit` reports it: standard errors, z,
+p-values, confidence intervals and odds ratios per coefficient, and the likelihood-ratio test, AIC, BIC and McFadden's
+pseudo R2 for the model.
+
+numpy and torch only: scipy is not a dependency of the project (README.md), so the normal quantile and the chi-square
+survival function come from `torch.special` in float64, and the normal tail from `math.erfc`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from logreg.errors import ConfigError, DataError
+
+INTERCEPT = "(intercept)"  # the name report.py gives the bias; it comes last, after the features
+# The information matrix is inverted after scaling it to a unit diagonal (so a feature's units do not matter). Past a
+# condition number of 1e10 the inverse keeps fewer than 6 of float64's 16 digits, and a feature is then, to that
+# precision, a combination of the others (or of the intercept): such standard errors are not reported.
+MAX_CONDITION = 1e10
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """One coefficient (a feature's weight, or the intercept) with its uncertainty; NaN where not valid."""
+
+    name: str
+    estimate: float
+    std_error: float
+    z: float
+    p_value: float  # two-sided, normal
+    ci_low: float
+    ci_high: float
+    odds_ratio: float  # exp(estimate): the factor on the odds per unit of the feature as given
+    odds_ratio_low: float  # exp(ci_low)
+    odds_ratio_high: float  # exp(ci_high)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What `infer` finds. The model-level numbers describe the coefficients given, valid or not."""
+
+    coefficients: list[Coefficient]  # the F features in order, then INTERCEPT
+    n_rows: int
+    log_likelihood: float  # sum over rows (statsmodels' llf)
+    null_log_likelihood: float  # of the intercept-only model at its optimum (llnull)
+    lr_statistic: float  # 2 (llf - llnull) (llr)
+    lr_df: int  # rank of [X, 1] minus 1: F unless the features are collinear (df_model)
+    lr_p_value: float  # chi-square survival of lr_statistic on lr_df degrees of freedom (llr_pvalue)
+    aic: float
+    bic: float
+    pseudo_r2: float  # McFadden's: 1 - llf / llnull (prsquared)
+    gradient_norm: float  # max |d mean log-loss / d theta| at the coefficients given
+    valid: bool  # False: standard errors, z, p-values and intervals are NaN, and `reason` says why
+    reason: str  # "" when valid, else one sentence
+
+    def rows(self) -> list[dict]:
+        """One flat dict per coefficient (features, then the intercept), for a CSV."""
+        return [
+            {
+                "feature": c.name,
+                "coefficient": c.estimate,
+                "std_error": c.std_error,
+                "z": c.z,
+                "p_value": c.p_value,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "odds_ratio": c.odds_ratio,
+                "odds_ratio_low": c.odds_ratio_low,
+                "odds_ratio_high": c.odds_ratio_high,
+            }
+            for c in self.coefficients
+        ]
+
+    def summary(self) -> dict[str, float]:
+        """The model-level numbers, for metrics.json."""
+        return {
+            "log_likelihood": self.log_likelihood,
+            "null_log_likelihood": self.null_log_likelihood,
+            "lr_statistic": self.lr_statistic,
+            "lr_df": self.lr_df,
+            "lr_p_value": self.lr_p_value,
+            "aic": self.aic,
+            "bic": self.bic,
+            "pseudo_r2": self.pseudo_r2,
+            "gradient_norm": self.gradient_norm,
+            "n_rows": self.n_rows,
+        }
+
+
+def infer(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weight: np.ndarray,
+    bias: float,
+    names: list[str],
+    *,
+    weight_decay: float = 0.0,
+    pos_weight: float = 1.0,
+    tolerance: float = 1e-4,
+    level: float = 0.95,
+) -> Inference:
+    """Standard errors, tests and intervals for p(y=1 | x) = sigmoid(x . weight + bias), as statsmodels' Logit.
+
+    The numbers are those of the maximum-likelihood fit of an unregularized, unweighted logistic regression, so they
+    hold only when `weight` and `bias` are that fit. When they are not, `valid` is False, `reason` says why, and the
+    standard errors, z, p-values and confidence intervals are NaN:
+
+    - `weight_decay > 0` (a penalized fit) or `pos_weight != 1` (a weighted loss): the coefficients maximize another
+      objective, whose uncertainty the plain likelihood's information does not give;
+    - the coefficients classify every row correctly: the classes are perfectly separated, and the likelihood has no
+      maximum (it keeps growing as the coefficients grow);
+    - `gradient_norm > tolerance`: not converged, so not the maximum;
+    - the information matrix is singular or ill-conditioned (a constant or collinear feature, or saturated
+      probabilities).
+
+    The estimates and their odds ratios, and the model-level numbers (log-likelihoods, LR test, AIC, BIC, pseudo R2,
+    gradient norm), are always reported: they describe the coefficients given, and equal statsmodels' at the optimum.
+
+    Args:
+        features: (N, F) the rows on which `weight` acts (the raw features, when the model folds its standardization
+            into its weights, as `LogisticRegression.folded_weights` does); any float dtype, computed in float64.
+        labels: (N,) 0 or 1, both classes present.
+        weight: (F,) the coefficients on those features.
+        bias: the intercept.
+        names: F feature names; the intercept is named INTERCEPT and comes last.
+        weight_decay: the fit's L2 penalty; > 0 makes the standard errors invalid.
+        pos_weight: the fit's weight on positive rows; != 1 makes the standard errors invalid.
+        tolerance: the largest gradient norm (max |d mean log-loss / d theta|) that counts as converged.
+        level: the confidence level of the intervals.
+
+    Raises:
+        DataError: an array of the wrong shape, a value that is not finite, a label other than 0/1, one class only.
+        ConfigError: an option out of range.
+    """
+    x, y, theta = _check_data(features, labels, weight, bias, names)
+    _check_options(weight_decay, pos_weight, tolerance, level)
+    n, f = x.shape
+    design = np.column_stack([x, np.ones(n)])  # (N, F+1): X~ = [X, 1], the intercept last
+    logits = design @ theta  # (N,)
+    sign = 2 * y - 1  # (N,) +1 for label 1, -1 for label 0
+    margins = sign * logits  # (N,) > 0 where a row is classified correctly
+
+    # From the logits, never from probabilities, so a saturated probability costs a large loss, never log(0):
+    # log p(y | x) = -softplus(-margin); the residual y - p = sign * sigmoid(-margin) = sign * exp(-softplus(margin)).
+    log_likelihood = -float(np.sum(np.logaddexp(0.0, -margins)))
+    residuals = sign * np.exp(-np.logaddexp(0.0, margins))  # (N,)
+    gradient_norm = float(np.max(np.abs(design.T @ residuals))) / n  # of the mean log-loss: -X~' (y - p) / N
+    variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p), no 1 - p rounding
+    information = design.T @ (design * variances[:, None])  # (F+1, F+1) observed Fisher information X~' W X~
+
+    n_positive = float(y.sum())
+    n_negative = n - n_positive
+    null_log_likelihood = n_positive * math.log(n_positive / n) + n_negative * math.log(n_negative / n)
+    rank = int(np.linalg.matrix_rank(design))  # statsmodels counts parameters by rank: F + 1 unless collinear
+    lr_statistic = 2 * (log_likelihood - null_log_likelihood)
+    lr_df = rank - 1
+
+    reason = _invalid_reason(weight_decay, pos_weight, margins, gradient_norm, tolerance)
+    covariance = None if reason else _invert(information)
+    if not reason and covariance is None:
+        reason = (
+            "the information matrix is singular (a constant or collinear feature, or perfectly separated classes): "
+            "the coefficients are not identified"
+        )
+    std_errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(f + 1, math.nan)  # (F+1,)
+    quantile = _normal_quantile(level)
+
+    return Inference(
+        coefficients=[
+            _coefficient(name, float(estimate), float(se), quantile)
+            for name, estimate, se in zip([*names, INTERCEPT], theta, std_errors)
+        ],
+        n_rows=n,
+        log_likelihood=log_likelihood,
+        null_log_likelihood=null_log_likelihood,
+        lr_statistic=lr_statistic,
+        lr_df=lr_df,
+        lr_p_value=_chi2_survival(lr_statistic, lr_df),
+        aic=-2 * log_likelihood + 2 * rank,
+        bic=-2 * log_likelihood + rank * math.log(n),
+        pseudo_r2=1 - log_likelihood / null_log_likelihood,
+        gradient_norm=gradient_norm,
+        valid=not reason,
+        reason=reason,
+    )
+
+
+def _invalid_reason(
+    weight_decay: float, pos_weight: float, margins: np.ndarray, gradient_norm: float, tolerance: float
+) -> str:
+    """Why the coefficients are not the plain maximum-likelihood fit, or "" when they may be; the first reason found."""
+    if weight_decay > 0:
+        return (
+            f"regularized fit (weight_decay={weight_decay:g}): standard errors of a penalized fit are not valid; "
+            "refit with weight_decay=0"
+        )
+    if pos_weight != 1:
+        return (
+            f"weighted loss (pos_weight={pos_weight:g}): the fit maximizes a weighted likelihood, so the plain "
+            "likelihood's standard errors do not apply; refit with pos_weight=1"
+        )
+    # Checked before convergence: training longer cannot help here. Coefficients that put every row strictly on its
+    # side of the boundary prove the data separable, and then scaling them up always raises the likelihood.
+    if np.all(margins > 0):
+        return (
+            "perfectly separated classes: the coefficients classify every row correctly, so the likelihood has no "
+            "maximum and the coefficients grow without bound; standard errors do not exist"
+        )
+    if gradient_norm > tolerance:
+        return (
+            f"not converged: gradient norm {gradient_norm:.1e} > tolerance {tolerance:.1e}; train to convergence "
+            "(e.g. experiment=optimum / optimizer=lbfgs) for valid standard errors"
+        )
+    return ""
+
+
+def _invert(information: np.ndarray) -> np.ndarray | None:
+    """The inverse of the (F+1, F+1) information matrix, or None when it is singular or ill-conditioned."""
+    scale = np.sqrt(np.diag(information))  # (F+1,)
+    if not np.all(scale > 0):  # a column of zeros, or every p (1 - p) underflowed to 0
+        return None
+    scaled = information / np.outer(scale, scale)  # unit diagonal: its conditioning does not depend on feature units
+    eigenvalues = np.linalg.eigvalsh(scaled)  # ascending; all >= 0 in exact arithmetic
+    if not eigenvalues[0] * MAX_CONDITION > eigenvalues[-1]:
+        return None
+    return np.linalg.inv(scaled) / np.outer(scale, scale)
+
+
+def _coefficient(name: str, estimate: float, std_error: float, quantile: float) -> Coefficient:
+    """A coefficient's z, two-sided normal p-value, interval and odds ratios; NaN std_error gives NaN for all those."""
+    z = estimate / std_error
+    low, high = estimate - quantile * std_error, estimate + quantile * std_error
+    return Coefficient(
+        name=name,
+        estimate=estimate,
+        std_error=std_error,
+        z=z,
+        p_value=math.erfc(abs(z) / math.sqrt(2)),  # 2 (1 - Phi(|z|)), without 1 - Phi's cancellation for large |z|
+        ci_low=low,
+        ci_high=high,
+        odds_ratio=_exp(estimate),
+        odds_ratio_low=_exp(low),
+        odds_ratio_high=_exp(high),
+    )
+
+
+def _exp(value: float) -> float:
+    """exp, infinite past float64's range (as report.py's odds ratios), NaN for NaN."""
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
+
+
+def _normal_quantile(level: float) -> float:
+    """The standard normal quantile for a two-sided interval of `level`: 1.959964 for 0.95."""
+    tail = (1 - level) / 2  # the upper tail's probability, exact for levels near 1 where 1 - tail would round
+    return -torch.special.ndtri(torch.tensor(tail, dtype=torch.float64)).item()
+
+
+def _chi2_survival(statistic: float, df: int) -> float:
+    """P(chi2_df > statistic) = Q(df / 2, statistic / 2), the regularized upper incomplete gamma function."""
+    if df <= 0:  # every feature is collinear with the intercept: nothing to test
+        return math.nan
+    shape = torch.tensor(df / 2, dtype=torch.float64)
+    half_statistic = torch.tensor(max(statistic, 0.0) / 2, dtype=torch.float64)  # below 0 (worse than null): p = 1
+    return torch.special.gammaincc(shape, half_statistic).item()
+
+
+def _check_data(
+    features: np.ndarray, labels: np.ndarray, weight: np.ndarray, bias: float, names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """features (N, F), labels (N,) and theta = [weight, bias] (F+1,) in float64, or a DataError naming the value."""
+    x = _float64("features", features)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"features: expected a 2-D array (rows, features) with at least one of each, got {x.shape}")
+    n, f = x.shape
+    _check_finite("features", x)
+    y = _float64("labels", labels)
+    if y.shape != (n,):
+        raise DataError(f"labels: expected shape ({n},), one per row of features, got {y.shape}")
+    (bad,) = np.nonzero((y != 0) & (y != 1))
+    if bad.size:
+        raise DataError(f"labels: row {bad[0]} is {float(y[bad[0]])!r}; expected 0 or 1")
+    if y.min() == y.max():
+        raise DataError(f"labels: all {n} rows are {y[0]:g}; inference needs rows of both classes")
+    w = _float64("weight", weight)
+    if w.shape != (f,):
+        raise DataError(f"weight: expected shape ({f},), one per feature, got {w.shape}")
+    _check_finite("weight", w)
+    b = _float64("bias", bias)
+    if b.size != 1:
+        raise DataError(f"bias: expected one number, got shape {b.shape}")
+    if not math.isfinite(b.item()):
+        raise DataError(f"bias: {b.item()!r}; expected a finite number")
+    if len(names) != f:
+        raise DataError(f"names: expected {f} feature names, one per column, got {len(names)}: {list(names)!r}")
+    return x, y, np.append(w, b)
+
+
+def _float64(name: str, value) -> np.ndarray:
+    """`value` (an array, a tensor, a number) as a float64 array, or a DataError naming the argument."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name}: expected numbers, got {type(value).__name__} ({error})") from None
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    """A DataError naming the first NaN or infinite value of a (N, F) or (F,) `array` and where it is."""
+    bad = np.argwhere(~np.isfinite(array))  # (count, ndim)
+    if bad.size:
+        where = tuple(int(i) for i in bad[0])
+        place = f"row {where[0]}, column {where[1]}" if array.ndim == 2 else f"entry {where[0]}"
+        raise DataError(f"{name}: {place} is {float(array[where])!r}; expected a finite number")
+
+
+def _check_options(weight_decay: float, pos_weight: float, tolerance: float, level: float) -> None:
+    """A ConfigError naming the first option out of range."""
+    checks = [
+        ("weight_decay", weight_decay, weight_decay >= 0, "a finite number >= 0"),
+        ("pos_weight", pos_weight, pos_weight > 0, "a finite number > 0"),
+        ("tolerance", tolerance, tolerance > 0, "a finite number > 0"),
+        ("level", level, 0 < level < 1, "a number strictly between 0 and 1"),
+    ]
+    for name, value, in_range, expected in checks:
+        if not (in_range and math.isfinite(value)):
+            raise ConfigError(f"{name}={value!r}: expected {expected}")

@@ -1,0 +1,154 @@
+"""Every file an entry script writes goes through here, so none can replace a file it did not create in this run.
+
+- A run folder is claimed before anything is written into it, Hydra's own `.hydra/` and log included: `ClaimRunFolder`
+  (a Hydra callback) creates the claim file `run.json` with O_EXCL in a new or empty folder, so two processes can
+  never share a folder, and a folder that holds anything else is refused.
+- A file outside the run folder (predictions, an exported model) is written by `write_output`: never over an input
+  of the run, never over a folder, over an existing file only with `overwrite=true` and only when that file is an
+  earlier output of the same kind; written to a temporary file in the same folder, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from logreg.errors import OutputError, as_user_error, exit_on
+
+CLAIM = "run.json"  # the claim file: which process, command and time own the folder
+
+
+def process_rank() -> int:
+    """The global rank of this process in a distributed launch (torchrun, SLURM, Lightning's launcher), else 0."""
+    for name in ("RANK", "SLURM_PROCID"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return int(os.environ.get("NODE_RANK", 0)) * 1000 + int(os.environ.get("LOCAL_RANK", 0))
+
+
+def claim_folder(folder: str | os.PathLike) -> Path:
+    """Make `folder` this process's own: create it (or take it empty) and write the claim file, atomically.
+
+    Raises:
+        OutputError: the folder holds anything already (another run, or any file), or cannot be created.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = folder / CLAIM
+    try:
+        descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        raise OutputError(
+            f"{folder}: already the folder of another run ({claim} exists); a run never writes into another's "
+            "folder. Leave hydra.run.dir at its default (a new timestamped folder) or name a new one"
+        ) from None
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({"pid": os.getpid(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, file)
+        file.write("\n")
+    others = sorted(path.name for path in folder.iterdir() if path.name != CLAIM)
+    if others:  # not ours to write into: give the folder back as we found it
+        claim.unlink()
+        raise OutputError(
+            f"{folder}: not empty ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); a run only writes "
+            "into a new or empty folder. Leave hydra.run.dir at its default or name a new one"
+        )
+    return folder
+
+
+def wait_for_claim(folder: str | os.PathLike, seconds: float = 120.0) -> None:
+    """In a process of rank > 0 sharing rank zero's folder: wait until rank zero has claimed it (or the sweep folder
+    holding it, for a trial of a sweep)."""
+    deadline = time.monotonic() + seconds
+    folder = Path(folder).absolute()
+    while not any((place / CLAIM).is_file() for place in (folder, *folder.parents)):
+        if time.monotonic() > deadline:
+            raise OutputError(f"{folder}: rank zero did not claim this run folder within {seconds:.0f} s")
+        time.sleep(0.1)
+
+
+class ClaimRunFolder(Callback):
+    """Hydra callback: claim the run folder (or the sweep folder) before Hydra writes `.hydra/` and the log there.
+
+    Processes of rank > 0 share rank zero's folder: Lightning's DDP launcher starts them once rank zero has claimed
+    it; under torchrun or SLURM every process starts at once, and those of rank > 0 wait for rank zero's claim.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(config.hydra.sweep.dir)
+
+    @staticmethod
+    def _claim(folder: str) -> None:
+        try:
+            if process_rank() == 0:
+                claim_folder(folder)
+            else:
+                wait_for_claim(folder)
+        except Exception as error:  # raised, Hydra would only warn and write into the folder anyway
+            exit_on(as_user_error(error) or OutputError(f"{folder}: could not claim the run folder: {error!r}"))
+
+
+# ------------------------------------------------------------------------------------------------- single files
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    same_kind: Callable[[Path], bool] | None = None,
+    key: str = "output",
+) -> Path:
+    """Refuse an output path that would destroy something; return it as a Path.
+
+    Args:
+        path: where the output goes; a missing parent folder is created when the file is written.
+        inputs: files this run reads: never replaced, whatever `overwrite` says.
+        overwrite: whether an existing file may be replaced (only one for which `same_kind` is true).
+        same_kind: tells an earlier output of the same kind (e.g. a predictions CSV) from any other file.
+        key: the config key that named the path, for messages.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{key}={path}: is a folder; name a file (e.g. {key}={path / 'out'})")
+    for source in inputs:
+        if Path(source).exists() and path.exists() and os.path.samefile(path, source):
+            raise OutputError(f"{key}={path}: is an input of this run ({source}); an output never replaces an input")
+    if path.exists():
+        if not overwrite:
+            raise OutputError(f"{key}={path}: exists; name a new file, or overwrite=true to replace an earlier output")
+        if same_kind is None or not same_kind(path):
+            raise OutputError(f"{key}={path}: exists and is not an earlier output of this kind; it is left alone")
+    return path
+
+
+@contextmanager
+def write_output(path: str | os.PathLike, **checks: Any) -> Iterator[Path]:
+    """Within: a temporary path beside `path` to write to. After: it is renamed to `path` (atomically), once
+    `check_output(path, **checks)` has allowed it. A failure leaves `path` as it was and no temporary file."""
+    path = check_output(path, **checks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str, **checks: Any) -> Path:
+    """Write a whole text file through `write_output` (a run's report files: metrics.json, coefficients.csv, ...)."""
+    with write_output(path, **checks) as partial:
+        partial.write_text(text)
+    return Path(path)

@@ -1,0 +1,50 @@
+"""What `python predict.py ckpt_path=... input=new.csv output=pred.csv` does.
+
+The input holds rows of features as in training (with or without the label column, which is then dropped; with a
+header, columns are matched by name); the model applies its own preprocessing (the scaler fitted at training time
+travels in the checkpoint) and the output CSV gets `probability` and `prediction` per row, in input order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
+from logreg.outputs import write_output
+from logreg.table import read_feature_rows
+
+HEADER = "probability,prediction"
+
+
+def is_predictions_csv(path: Path) -> bool:
+    """Whether `path` is an earlier output of predict.py (its first line is our header)."""
+    with path.open("rb") as file:
+        return file.readline().rstrip(b"\r\n") == HEADER.encode()
+
+
+def predict(cfg: DictConfig) -> int:
+    """Write the predictions; return the number of rows."""
+    checkpoint = read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
+    model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
+    data_options = checkpoint.get("datamodule_hyper_parameters", {})
+    n_features = model.hparams.n_features
+    feature_names = data_spec(checkpoint).get("feature_names") or [f"x{i}" for i in range(1, n_features + 1)]
+    features = read_feature_rows(
+        cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding
+    )  # (N, F)
+    threshold = model.decision_threshold() if cfg.threshold is None else cfg.threshold
+    with torch.inference_mode():
+        probs = model(torch.from_numpy(features)).numpy()  # (N,)
+    predictions = (probs >= threshold).astype(np.int64)
+    with write_output(
+        cfg.output, inputs=[cfg.input, cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=is_predictions_csv
+    ) as partial:
+        with partial.open("w") as file:
+            file.write(HEADER + "\n")
+            file.writelines(f"{p:.9g},{label}\n" for p, label in zip(probs.tolist(), predictions.tolist()))
+    print(f"{len(probs)} predictions written to {cfg.output} (threshold {threshold:.6g})")
+    return len(probs)

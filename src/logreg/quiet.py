@@ -1,0 +1,36 @@
+"""What a run does not print: third-party lines that say nothing about this run.
+
+Lightning's informational lines (the GPU/TPU availability check, tips for other products) go to the run's log file
+only, not the console; named upstream warnings are filtered, each for a stated reason. Anything else still shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+# (message regex, category, why it is not the user's concern)
+UPSTREAM_WARNINGS = [
+    (
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        "Lightning 2.6's _pytree calls an API torch 2.13 deprecated; nothing a user of this project can change",
+    ),
+    (
+        r"The dirpath has changed from .* therefore `best_model_score`",
+        UserWarning,
+        "every run, a resumed one too, writes into its own new folder by design; the best score restarts there",
+    ),
+]
+
+
+def quiet_third_parties() -> None:
+    """Send Lightning's console INFO lines to the log file only, and filter the upstream warnings listed above."""
+    for handler in logging.getLogger("lightning").handlers:  # Lightning's own console handler, at INFO
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.stdout):
+            handler.setLevel(logging.WARNING)
+    for name in ("alembic", "mlflow"):  # database set-up lines of optuna's and MLflow's stores
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message, category, _reason in UPSTREAM_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)

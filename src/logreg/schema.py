@@ -1,0 +1,832 @@
+"""The typed schema of every config key a user sets, and the checks that run before Lightning is imported.
+
+Each dataclass mirrors the constructor it configures (tests/test_schema.py keeps them in step); the YAML files in
+conf/ extend them (`defaults: [/schema/<group>/<name>@_here_]`), so Hydra refuses a value of the wrong type while it
+composes, naming the key. What a type cannot say (ranges, choices, keys that must agree) each class says in
+`problems()`, and `check_config` walks the composed config, refuses keys no schema knows, and stops at the first
+problem with a `ConfigError` naming the key, the value and what was expected. This module imports no torch and no
+Lightning: a mistake is reported in well under a second.
+
+Importing this module registers the schemas in Hydra's ConfigStore and the resolvers the configs use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import socket
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these annotations at run time
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
+
+from logreg.errors import ConfigError, exit_on
+
+Problems = Iterator[tuple[str, str]]  # (key relative to the node, what was expected)
+SPLITS = ("train", "val", "test")
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything draws a random seed, silently, outside [0, 2**32 - 1]
+
+# ------------------------------------------------------------------------------------------------------- metrics
+
+# What the model logs for each stage, as `<stage>/<name>`; `monitor` and `optimized_metric` must name one of them.
+STAGE_METRICS = {
+    "train": ("loss", "acc"),
+    "val": ("loss", "acc", "auroc", "f1", "precision", "recall", "brier", "ece"),
+    "test": ("loss", "acc", "auroc", "f1", "precision", "recall", "brier", "ece"),
+}
+LOWER_IS_BETTER = ("loss", "brier", "ece", "loss_std")
+
+
+def metric_mode(metric: str) -> str:
+    """ "min" for a metric where lower is better (a loss, the Brier score, calibration error), else "max"."""
+    return "min" if metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max"
+
+
+def run_metrics(*, val: bool, test: bool, cv: bool = False) -> dict[str, list[str]]:
+    """The metrics a training run logs: "fit" (while fitting, what `monitor` may name) and "final" (after it)."""
+    fit = [f"train/{name}" for name in STAGE_METRICS["train"]]
+    fit += [f"val/{name}" for name in STAGE_METRICS["val"]] if val else []
+    final = fit + ([f"test/{name}" for name in STAGE_METRICS["test"]] if test else [])
+    if cv:  # the mean and spread over folds of every validation metric
+        final += [f"cv/val/{name}{suffix}" for name in STAGE_METRICS["val"] for suffix in ("", "_std")]
+    return {"fit": fit, "final": final}
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    """`logreg.data.TabularDataModule`: how the rows are split and served."""
+
+    _target_: str = "logreg.data.TabularDataModule"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    batch_size: Optional[int] = None
+    batches_per_step: int = 256
+    shuffle: bool = True
+    standardize: bool = False
+    seed: int = 1
+    test_on: str = "test"
+    move_to_device: bool = True
+    test_split: Optional[str] = None  # deprecated name of test_on
+
+    def problems(self) -> Problems:
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                yield name, "a fraction in [0, 1)"
+        if not self.val_fraction + self.test_fraction < 1:
+            yield "val_fraction", f"val_fraction + test_fraction < 1 (now {self.val_fraction + self.test_fraction:g})"
+        if self.batch_size is not None and self.batch_size < 1:
+            yield "batch_size", "a positive number of rows, or null for full batch"
+        if self.batches_per_step < 1:
+            yield "batches_per_step", "a positive number of mini-batches per Lightning step"
+        if not 0 <= self.seed <= MAX_SEED:
+            yield "seed", f"a whole number in [0, {MAX_SEED}]"
+        if self.test_on not in SPLITS:
+            yield "test_on", f"one of {', '.join(SPLITS)}"
+        if self.test_split is not None and self.test_split not in SPLITS:
+            yield "test_split", f"one of {', '.join(SPLITS)} (deprecated: use data.test_on)"
+
+
+@dataclass
+class CSVDataConfig(DataConfig):
+    """`logreg.data.CSVDataModule`: a CSV of numbers with a 0/1 label column."""
+
+    _target_: str = "logreg.data.CSVDataModule"
+    path: str = MISSING
+    data_dir: str = "data"
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    header: Optional[bool] = None
+    label_column: Any = -1  # int (from 1, or negative from the end) or a header name: OmegaConf 2.3 has no Union
+    encoding: str = "utf-8"
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        if not self.path:
+            yield "path", "the CSV file, e.g. data.path=my.csv"
+        if self.sha256 is not None and not (len(self.sha256) == 64 and set(self.sha256) <= set("0123456789abcdef")):
+            yield "sha256", "64 lowercase hexadecimal digits, or null"
+        if isinstance(self.label_column, bool) or not isinstance(self.label_column, (int, str)):
+            yield "label_column", "a column number (1 = first, -1 = last) or a header name"
+        elif self.label_column == 0:
+            yield "label_column", "a column number counting from 1 (or -1 for the last), or a header name"
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            yield "encoding", "a text encoding Python knows, e.g. utf-8 or latin-1"
+
+
+@dataclass
+class BreastCancerDataConfig(DataConfig):
+    """`logreg.data.BreastCancerDataModule`: scikit-learn's breast-cancer table."""
+
+    _target_: str = "logreg.data.BreastCancerDataModule"
+
+
+@dataclass
+class DataLocation:
+    """eval.py's `data`: where to find the checkpoint's data on this machine (null keeps the checkpoint's value)."""
+
+    path: Optional[str] = None
+    data_dir: Optional[str] = None
+    url: Optional[str] = None
+    encoding: Optional[str] = None
+
+    def problems(self) -> Problems:
+        if self.encoding is not None:
+            try:
+                "".encode(self.encoding)
+            except LookupError:
+                yield "encoding", "a text encoding Python knows, e.g. utf-8 or latin-1"
+
+
+# ------------------------------------------------------------------------------------------- optimizers, schedulers
+
+
+def _positive_finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and 0 < value < math.inf
+
+
+@dataclass
+class OptimizerConfig:
+    """`model.optimizer`: the torch optimizer's name and its keyword arguments."""
+
+    name: str = MISSING
+    lr: float = 1.0
+
+    def problems(self) -> Problems:
+        if not (_positive_finite(self.lr) and self.lr < 3.4e38):  # float32's largest number
+            yield "lr", "a positive float32 number (lab 5 uses lr=1)"
+        if not 0 <= getattr(self, "weight_decay", 0.0) < math.inf:
+            yield "weight_decay", "a number >= 0"
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    name: str = "sgd"
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        if not 0 <= self.momentum < math.inf:
+            yield "momentum", "a number >= 0"
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            yield "nesterov", "nesterov=true only with momentum > 0 and dampening=0"
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    name: str = "adam"
+    lr: float = 0.001
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            yield "betas", "two numbers in [0, 1)"
+        if not _positive_finite(self.eps):
+            yield "eps", "a positive number"
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = 0.01
+
+
+@dataclass
+class LBFGSConfig(OptimizerConfig):
+    name: str = "lbfgs"
+    max_iter: int = 20
+    max_eval: Optional[int] = None
+    tolerance_grad: float = 1e-7
+    tolerance_change: float = 1e-9
+    history_size: int = 100
+    line_search_fn: Optional[str] = None
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        for name in ("max_iter", "history_size"):
+            if getattr(self, name) < 1:
+                yield name, "a whole number >= 1"
+        if self.max_eval is not None and self.max_eval < 1:
+            yield "max_eval", "a whole number >= 1, or null"
+        for name in ("tolerance_grad", "tolerance_change"):
+            if not 0 <= getattr(self, name) < math.inf:
+                yield name, "a number >= 0"
+        if self.line_search_fn not in (None, "strong_wolfe"):
+            yield "line_search_fn", "strong_wolfe or null"
+
+
+OPTIMIZERS = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig, "lbfgs": LBFGSConfig}
+
+
+@dataclass
+class SchedulerConfig:
+    """`model.scheduler`: a torch learning-rate scheduler, stepped once per epoch."""
+
+    name: str = MISSING
+
+
+@dataclass
+class CosineConfig(SchedulerConfig):
+    name: str = "cosine"
+    T_max: int = 100  # noqa: N815 - torch's argument name
+    eta_min: float = 0.0
+
+    def problems(self) -> Problems:
+        if self.T_max < 1:
+            yield "T_max", "a whole number of epochs >= 1"
+        if not 0 <= self.eta_min < math.inf:
+            yield "eta_min", "a learning rate >= 0"
+
+
+@dataclass
+class StepConfig(SchedulerConfig):
+    name: str = "step"
+    step_size: int = 30
+    gamma: float = 0.1
+
+    def problems(self) -> Problems:
+        if self.step_size < 1:
+            yield "step_size", "a whole number of epochs >= 1"
+        if not 0 < self.gamma <= 1:
+            yield "gamma", "a factor in (0, 1]"
+
+
+@dataclass
+class PlateauConfig(SchedulerConfig):
+    name: str = "plateau"
+    monitor: str = "val/loss"
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    min_lr: float = 0.0
+
+    def problems(self) -> Problems:
+        if not 0 < self.factor < 1:
+            yield "factor", "a factor in (0, 1)"
+        if self.patience < 0:
+            yield "patience", "a whole number of epochs >= 0"
+        if not 0 <= self.threshold < math.inf:
+            yield "threshold", "a number >= 0"
+        if not 0 <= self.min_lr < math.inf:
+            yield "min_lr", "a learning rate >= 0"
+
+
+SCHEDULERS = {"cosine": CosineConfig, "step": StepConfig, "plateau": PlateauConfig}
+
+# ---------------------------------------------------------------------------------------------------------- model
+
+THRESHOLD_CRITERIA = ("f1", "youden", "cost")
+
+
+@dataclass
+class ModelConfig:
+    """`logreg.model.LogisticRegression` (n_features and the scaler come from the data, not from here)."""
+
+    _target_: str = "logreg.model.LogisticRegression"
+    threshold: float = 0.5
+    tune_threshold: Optional[str] = None
+    cost_ratio: float = 1.0
+    pos_weight: Any = 1.0  # a number > 0, or "balanced"
+    gradient: str = "analytic"
+    optimizer: Any = None  # set by the optimizer group (None: the model's default, SGD at lr=1)
+    scheduler: Any = None
+
+    def problems(self) -> Problems:
+        if not 0 < self.threshold < 1:
+            yield "threshold", "a probability strictly between 0 and 1"
+        if self.tune_threshold not in (None, *THRESHOLD_CRITERIA):
+            yield (
+                "tune_threshold",
+                f"null, or the criterion to maximize on the validation rows: {', '.join(THRESHOLD_CRITERIA)}",
+            )
+        if not _positive_finite(self.cost_ratio):
+            yield "cost_ratio", "a positive number: the cost of a false positive over that of a false negative"
+        if self.pos_weight != "balanced" and (
+            isinstance(self.pos_weight, bool) or not _positive_finite(self.pos_weight)
+        ):
+            yield "pos_weight", "a positive number (weight of class-1 rows in the loss), or balanced"
+        if self.gradient not in ("analytic", "autograd"):
+            yield "gradient", "analytic (the closed-form gradient, fast) or autograd (torch's, the lab's code)"
+
+
+# -------------------------------------------------------------------------------------------------------- trainer
+
+PRECISIONS = ("32-true", "32", "64-true", "64")  # the analytic gradient is exact in float32 and float64
+
+
+@dataclass
+class TrainerConfig:
+    """`lightning.pytorch.Trainer`: the arguments a user may set (logger, callbacks and plugins come from code)."""
+
+    _target_: str = "lightning.pytorch.Trainer"
+    accelerator: str = "cpu"
+    strategy: Any = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    precision: Any = "32-true"
+    max_epochs: int = 100
+    min_epochs: Optional[int] = None
+    max_steps: int = -1
+    max_time: Optional[str] = None
+    fast_dev_run: Any = False
+    limit_train_batches: Optional[Any] = None
+    limit_val_batches: Optional[Any] = None
+    limit_test_batches: Optional[Any] = None
+    overfit_batches: Any = 0.0
+    val_check_interval: Optional[Any] = None
+    check_val_every_n_epoch: Optional[int] = 1
+    num_sanity_val_steps: int = 0
+    log_every_n_steps: int = 1
+    enable_checkpointing: Optional[bool] = None
+    enable_progress_bar: Optional[bool] = None
+    enable_model_summary: Optional[bool] = None
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
+    gradient_clip_algorithm: Optional[str] = None
+    deterministic: Any = True
+    benchmark: Optional[bool] = None
+    inference_mode: bool = True
+    use_distributed_sampler: bool = True
+    profiler: Optional[str] = None
+    detect_anomaly: bool = False
+    barebones: bool = False
+    reload_dataloaders_every_n_epochs: int = 0
+    default_root_dir: Optional[str] = None
+
+    def problems(self) -> Problems:
+        if self.max_epochs < 1:
+            yield "max_epochs", "a whole number of epochs >= 1"
+        if self.min_epochs is not None and not 0 <= self.min_epochs <= self.max_epochs:
+            yield "min_epochs", f"a whole number in [0, max_epochs={self.max_epochs}], or null"
+        if self.max_steps < -1 or self.max_steps == 0:
+            yield "max_steps", "a whole number of optimizer steps >= 1, or -1 for no limit"
+        if self.num_nodes < 1:
+            yield "num_nodes", "a whole number >= 1"
+        devices = self.devices
+        if not (
+            devices == "auto"
+            or devices == -1
+            or (isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1)
+            or (isinstance(devices, list) and devices)
+            or (isinstance(devices, str) and devices.replace(",", "").strip().isdigit())
+        ):
+            yield "devices", "a number of devices >= 1, -1 or auto for all, or a list of device indices"
+        if str(self.precision) not in PRECISIONS:
+            yield "precision", f"one of {', '.join(PRECISIONS)} (logistic regression gains nothing from half precision)"
+        if self.deterministic not in (True, False, "warn", None):
+            yield "deterministic", "true, false or warn"
+        if self.accumulate_grad_batches != 1:  # Lightning refuses it with manual optimization, which the model uses
+            yield (
+                "accumulate_grad_batches",
+                "1: the model makes its own updates; for larger steps use a larger data.batch_size",
+            )
+        if self.gradient_clip_val is not None:  # likewise
+            yield (
+                "gradient_clip_val",
+                "null: the model makes its own updates (manual optimization) and does not clip; use a smaller lr",
+            )
+        if self.barebones:
+            yield "barebones", "false: barebones mode disables the logging the model relies on"
+        if self.log_every_n_steps < 1:
+            yield "log_every_n_steps", "a whole number >= 1"
+        if self.num_sanity_val_steps < -1:
+            yield "num_sanity_val_steps", "a whole number >= 0, or -1 for all"
+        if self.check_val_every_n_epoch is not None and self.check_val_every_n_epoch < 1:
+            yield "check_val_every_n_epoch", "a whole number >= 1, or null"
+        for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "overfit_batches"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                yield name, "a fraction in [0, 1] or a number of batches"
+        if isinstance(self.fast_dev_run, int) and not isinstance(self.fast_dev_run, bool) and self.fast_dev_run < 0:
+            yield "fast_dev_run", "true, false or a number of batches >= 1"
+        if self.profiler not in (None, "simple", "advanced", "pytorch"):
+            yield "profiler", "simple, advanced, pytorch or null"
+
+
+def counts_batches(trainer: TrainerConfig | DictConfig) -> bool:
+    """Whether a Trainer option counts training batches (a number of them, or a fraction below 1): then each
+    Lightning step must be one mini-batch, not `data.batches_per_step` of them."""
+
+    def counts(value: Any) -> bool:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return whole or (isinstance(value, float) and 0 < value < 1)
+
+    limits = ("limit_train_batches", "overfit_batches", "val_check_interval")
+    return bool(trainer.fast_dev_run) or trainer.max_steps != -1 or any(counts(getattr(trainer, n)) for n in limits)
+
+
+# ------------------------------------------------------------------------------------------------ loggers, callbacks
+
+
+@dataclass
+class TensorBoardConfig:
+    _target_: str = "lightning.pytorch.loggers.TensorBoardLogger"
+    save_dir: str = MISSING
+    name: Optional[str] = ""
+    version: Any = ""
+    default_hp_metric: bool = False
+    log_graph: bool = False
+
+
+@dataclass
+class CSVLoggerConfig:
+    _target_: str = "lightning.pytorch.loggers.CSVLogger"
+    save_dir: str = MISSING
+    name: Optional[str] = ""
+    version: Any = ""
+    flush_logs_every_n_steps: int = 100
+
+
+@dataclass
+class MLflowConfig:
+    _target_: str = "lightning.pytorch.loggers.MLFlowLogger"
+    experiment_name: str = "logreg"
+    run_name: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    save_dir: Optional[str] = None
+    log_model: bool = False
+
+
+@dataclass
+class CheckpointConfig:
+    _target_: str = "lightning.pytorch.callbacks.ModelCheckpoint"
+    dirpath: Optional[str] = None
+    filename: Optional[str] = None
+    monitor: Optional[str] = None
+    mode: str = "min"
+    save_top_k: int = 1
+    save_last: Optional[bool] = None
+    every_n_epochs: Optional[int] = None
+    enable_version_counter: bool = True
+    auto_insert_metric_name: bool = True
+
+    def problems(self) -> Problems:
+        if self.mode not in ("min", "max"):
+            yield "mode", "min or max"
+        if self.save_top_k < -1:
+            yield "save_top_k", "a whole number >= 0, or -1 to keep all"
+        if self.every_n_epochs is not None and self.every_n_epochs < 0:
+            yield "every_n_epochs", "a whole number >= 0, or null"
+
+
+@dataclass
+class EarlyStoppingConfig:
+    _target_: str = "lightning.pytorch.callbacks.EarlyStopping"
+    monitor: str = MISSING
+    mode: str = "min"
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def problems(self) -> Problems:
+        if self.mode not in ("min", "max"):
+            yield "mode", "min or max"
+        if self.patience < 0:
+            yield "patience", "a whole number of epochs >= 0"
+        if not 0 <= self.min_delta < math.inf:
+            yield "min_delta", "a number >= 0"
+
+
+@dataclass
+class PlotsConfig:
+    _target_: str = "logreg.plots.EvaluationPlots"
+    histograms: bool = True
+
+
+@dataclass
+class TargetOnlyConfig:  # callbacks that take no arguments
+    _target_: str = MISSING
+
+
+# -------------------------------------------------------------------------------------------------- entry scripts
+
+
+@dataclass
+class CVConfig:
+    """Cross-validation: `folds` >= 2 trains one model per fold of the non-test rows (validation = that fold)."""
+
+    folds: int = 0
+    refit: bool = True
+
+    def problems(self) -> Problems:
+        if self.folds == 1 or self.folds < 0:
+            yield "folds", "0 (no cross-validation) or a number of folds >= 2"
+
+
+@dataclass
+class TrainConfig:
+    """train.py: conf/train.yaml."""
+
+    data: Any = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    cv: CVConfig = field(default_factory=CVConfig)
+    lr: float = 1.0
+    epochs: int = 100
+    seed: int = 1
+    threads: Optional[int] = None
+    ckpt_path: Optional[str] = None
+    trust_checkpoint: bool = False
+    monitor: str = "val/loss"
+    optimized_metric: str = "val/loss"
+
+    def metrics(self) -> dict[str, list[str]]:
+        return train_metrics(self)
+
+    def sweep_problems(self) -> Problems:
+        return sweep_problems(self)
+
+    def problems(self) -> Problems:
+        if not _positive_finite(self.lr):
+            yield "lr", "a positive number (lab 5 uses lr=1)"
+        if self.epochs < 1:
+            yield "epochs", "a whole number of epochs >= 1"
+        if not 0 <= self.seed <= MAX_SEED:
+            yield "seed", f"a whole number in [0, {MAX_SEED}]"
+        if self.threads is not None and self.threads < 1:
+            yield "threads", "a number of CPU threads >= 1, or null for torch's default"
+        if self.ckpt_path is not None and not os.path.isfile(self.ckpt_path):
+            yield "ckpt_path", "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt), or null"
+        if isinstance(self.data, DataConfig):
+            metrics = self.metrics()
+            has_val = "val/loss" in metrics["fit"]
+            if self.monitor not in metrics["fit"]:
+                yield "monitor", f"a metric logged while fitting: {', '.join(metrics['fit'])}"
+            if self.model.tune_threshold and not has_val:
+                yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
+            if self.cv.folds >= 2 and self.ckpt_path is not None:
+                yield "cv.folds", "0 when resuming from ckpt_path (each fold is a run of its own)"
+
+
+def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
+    """The metrics a training run logs (`run_metrics`): validation ones where there are validation rows, and so on."""
+    data, folds = cfg.data, cfg.cv.folds
+    test_on = data.test_split or data.test_on
+    return run_metrics(
+        val=data.val_fraction > 0 or folds >= 2, test=data.test_fraction > 0 or test_on != "test", cv=folds >= 2
+    )
+
+
+def sweep_problems(cfg: TrainConfig | DictConfig) -> Problems:
+    """What a sweeper optimizes must be measured on held-out rows, and never on the test rows kept for the end."""
+    held_out = [m for m in train_metrics(cfg)["final"] if m.startswith(("val/", "cv/"))]
+    if cfg.optimized_metric not in held_out:
+        yield (
+            "optimized_metric",
+            (
+                f"a held-out metric: {', '.join(held_out)}"
+                if held_out
+                else "a held-out metric, but this run has none: set data.val_fraction > 0 or cv.folds >= 2"
+            ),
+        )
+
+
+class CheckConfig(Callback):
+    """Hydra callback: refuse a bad config before anything is written, not even the run folder.
+
+    A single run is checked whole (the entry script checks it again, in case this callback is left out of a config);
+    a sweep is checked for what all its trials share (what it optimizes), and each trial when it starts.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        early = config.copy()
+        with open_dict(early):  # what ${hydra:runtime.output_dir} will be, so the paths in the config resolve
+            early.hydra.runtime.output_dir = os.path.abspath(early.hydra.run.dir)
+        HydraConfig.instance().set_config(early)  # Hydra sets it again for the job
+        self._check(lambda: check_config(early))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "optimized_metric" in config:
+            self._check(lambda: _raise_first(config, sweep_problems(config), ""))
+
+    @staticmethod
+    def _check(check: Any) -> None:
+        try:
+            check()
+        except Exception as error:  # raised, Hydra would only warn and go on
+            from logreg.errors import as_user_error
+
+            user_error = as_user_error(error)
+            if user_error is None:
+                raise
+            exit_on(user_error)
+
+
+@dataclass
+class EvalConfig:
+    """eval.py: conf/eval.yaml."""
+
+    ckpt_path: str = MISSING
+    split: Optional[str] = None
+    data: DataLocation = field(default_factory=DataLocation)
+    trust_checkpoint: bool = False
+    allow_changed_data: bool = False
+    threads: Optional[int] = None
+    epochs: int = 1  # read by the trainer configs; evaluation trains nothing
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None
+
+    def problems(self) -> Problems:
+        if not os.path.isfile(self.ckpt_path):
+            yield "ckpt_path", "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt)"
+        if self.split not in (None, *SPLITS):
+            yield "split", "test, val, train, or null for the rows training tested on"
+        if self.threads is not None and self.threads < 1:
+            yield "threads", "a number of CPU threads >= 1, or null"
+
+
+@dataclass
+class PredictConfig:
+    """predict.py: conf/predict.yaml."""
+
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    output: str = "predictions.csv"
+    overwrite: bool = False
+    header: Optional[bool] = None
+    encoding: str = "utf-8"
+    threshold: Optional[float] = None
+    trust_checkpoint: bool = False
+
+    def problems(self) -> Problems:
+        if not os.path.isfile(self.ckpt_path):
+            yield "ckpt_path", "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt)"
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            yield "threshold", "a probability strictly between 0 and 1, or null for the model's own"
+
+
+@dataclass
+class ExportConfig:
+    """export.py: conf/export.yaml."""
+
+    ckpt_path: str = MISSING
+    format: str = "onnx"
+    output: Optional[str] = None
+    overwrite: bool = False
+    trust_checkpoint: bool = False
+
+    def problems(self) -> Problems:
+        if not os.path.isfile(self.ckpt_path):
+            yield "ckpt_path", "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt)"
+        if self.format not in ("onnx", "torchscript"):
+            yield "format", "onnx or torchscript"
+
+
+# -------------------------------------------------------------------------------------------------------- checking
+
+
+def check_config(cfg: DictConfig, sweep: bool = False) -> None:
+    """Refuse the first unknown key, missing value, or value out of range in `cfg` (the task config, Hydra's own
+    node aside), with a ConfigError naming the key: `data.val_fraction=1.5: expected a fraction in [0, 1)`.
+    `sweep`: the run is a trial of a sweep, so what it returns to the sweeper is checked too."""
+    task = cfg
+    if "hydra" in cfg:  # a composed config seen outside a run (tests, tools): check the task's part, typed as it is
+        task = cfg.copy()
+        with open_dict(task):
+            del task["hydra"]
+    _check_keys(task, "")
+    missing = sorted(OmegaConf.missing_keys(task))
+    if missing:
+        raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)")
+    typed = OmegaConf.to_object(task)
+    _check_values(typed, "")
+    if sweep and isinstance(typed, TrainConfig):
+        _raise_first(typed, typed.sweep_problems(), "")
+
+
+def check_arguments(schema: type, values: dict[str, Any], prefix: str) -> None:
+    """Refuse constructor arguments as `check_config` refuses config values, with the same schema and messages: the
+    package's own boundary, for callers that do not come through a config (notebooks, tests, checkpoints)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", "") or ""
+        shown = _show(values.get(key)) if key in values else "?"
+        expected = expected_type(schema, key) or str(error).splitlines()[0]
+        raise ConfigError(f"{prefix}{key}={shown}: expected {expected}") from None
+    _raise_first(typed, typed.problems(), prefix)
+
+
+def _check_keys(node: Any, prefix: str) -> None:
+    """Refuse keys that the node's schema lacks: Hydra's `+key=value` adds them to structured configs too."""
+    if isinstance(node, ListConfig):
+        return
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        known = {f.name for f in dataclasses.fields(schema)}
+        for key in node:
+            if key not in known:
+                raise ConfigError(f"{prefix}{key}: no such key; {schema.__name__} has: {', '.join(sorted(known))}")
+    elif prefix == "callbacks.":
+        for key in node:
+            if not isinstance(node[key], DictConfig) or "_target_" not in node[key]:
+                raise ConfigError(f"callbacks.{key}: expected a callback config with a _target_ (a class to build)")
+    for key in node:
+        if not OmegaConf.is_missing(node, key):
+            _check_keys(node._get_node(key), f"{prefix}{key}.")
+
+
+def _check_values(value: Any, prefix: str) -> None:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _check_values(child, f"{prefix}{key}.")
+        return
+    if not dataclasses.is_dataclass(value):
+        return
+    _raise_first(value, getattr(value, "problems", lambda: iter(()))(), prefix)
+    for item in dataclasses.fields(value):
+        _check_values(getattr(value, item.name), f"{prefix}{item.name}.")
+
+
+def _raise_first(node: Any, problems: Problems, prefix: str) -> None:
+    for key, expected in problems:
+        shown = node
+        for part in key.split("."):
+            shown = getattr(shown, part)
+        raise ConfigError(f"{prefix}{key}={_show(shown)}: expected {expected}")
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def expected_type(schema: type, key: str) -> str | None:
+    """What a field of a schema dataclass holds, in words ("a whole number", "true or false", ...), or None."""
+    try:
+        annotation = typing.get_type_hints(schema)[key]
+    except (KeyError, TypeError, NameError):
+        return None
+    optional = type(None) in typing.get_args(annotation)
+    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation) if optional else annotation
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(base)
+    if words is None:
+        return None
+    return f"{words} or null" if optional else words
+
+
+# ------------------------------------------------------------------------------------------------------ resolvers
+
+
+def optuna_seed(seed: int, storage: str | None) -> int:
+    """The Optuna sampler's seed: `seed` itself, except with a shared study storage, where workers with equal seeds
+    would propose identical trials: there each process mixes in its host and process id."""
+    if not storage:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{socket.gethostname()}:{os.getpid()}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
+OmegaConf.register_new_resolver(
+    "metric_direction", lambda metric: "minimize" if metric_mode(metric) == "min" else "maximize", replace=True
+)
+OmegaConf.register_new_resolver("optuna_seed", optuna_seed, replace=True, use_cache=True)
+
+# ---------------------------------------------------------------------------------------------------- ConfigStore
+
+_store = ConfigStore.instance()
+for _name, _node in {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "predict": PredictConfig,
+    "export": ExportConfig,
+}.items():
+    _store.store(group="schema", name=_name, node=_node)
+for _group, _nodes in {
+    "data": {"csv": CSVDataConfig, "breast_cancer": BreastCancerDataConfig},
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "trainer": {"trainer": TrainerConfig},
+    "logger": {"tensorboard": TensorBoardConfig, "csv": CSVLoggerConfig, "mlflow": MLflowConfig},
+    "callbacks": {
+        "checkpoint": CheckpointConfig,
+        "early_stopping": EarlyStoppingConfig,
+        "plots": PlotsConfig,
+        "target_only": TargetOnlyConfig,
+    },
+}.items():
+    for _name, _node in _nodes.items():
+        _store.store(group=f"schema/{_group}", name=_name, node=_node)

@@ -1,0 +1,267 @@
+"""What `python train.py` does once its config has been checked: fit, test, report; or cross-validate.
+
+Everything of a run lands in its run folder (claimed by `logreg.outputs.ClaimRunFolder` before Hydra wrote into it).
+With `cv.folds=K`, each fold is a run of its own in `fold_<k>/` (TensorBoard events, checkpoints, metrics), the
+run folder gets the folds' mean and spread (`cv/val/*`), and with `cv.refit` a final model trained on every
+non-test row, in `refit/`, is tested on the held-out rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from logreg.checkpoints import AtomicCheckpointIO
+from logreg.data import TabularDataModule
+from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
+from logreg.model import LogisticRegression
+from logreg.outputs import process_rank
+from logreg.quiet import quiet_third_parties
+from logreg.report import record_run, report
+from logreg.schema import STAGE_METRICS, counts_batches
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test as `cfg` says, or cross-validate; return the final metrics (train/*, val/*, test/*, cv/*)."""
+    quiet_third_parties()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator}, but this machine has no CUDA GPU "
+            "(torch.cuda.is_available() is False); use trainer=cpu, or trainer=ddp_cpu for several processes"
+        )
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.cv.folds >= 2:
+        return cross_validate(cfg, run_dir)
+    return fit_and_test(cfg, run_dir)
+
+
+def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **data_changes: Any) -> dict[str, float]:
+    """One model: fit on the training rows, test on `data.test_on`'s rows, report into `folder` (the run folder, or
+    a fold's folder inside it, with `data_changes` choosing the fold)."""
+    folder = folder or run_dir
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg, **data_changes)
+    model = build_model(cfg, datamodule)
+    checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
+    trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
+    if cfg.ckpt_path:  # read once, here; Lightning's own load gets the same dict from checkpoint_io
+        check_resume(checkpoint_io.read(cfg.ckpt_path), cfg.ckpt_path, model)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
+    if datamodule.has_rows(datamodule.hparams.test_on) and not trainer.fast_dev_run:
+        metrics |= trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    metrics = {name: metrics[name] for name in sorted(metrics)}
+    record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
+    if trainer.is_global_zero:
+        report(metrics, folder, model, datamodule, "train")
+    return metrics
+
+
+def cross_validate(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """cv.folds models, one per fold, then (cv.refit) one on every non-test row; the folds' mean and spread of every
+    validation metric, as cv/val/<name> and cv/val/<name>_std."""
+    folds = cfg.cv.folds
+    per_fold = [
+        fit_and_test(cfg, run_dir, run_dir / f"fold_{k}", folds=folds, fold=k, test_on="val") for k in range(folds)
+    ]
+    metrics: dict[str, float] = {}
+    for name in STAGE_METRICS["val"]:
+        values = [fold[f"val/{name}"] for fold in per_fold]
+        mean = sum(values) / folds
+        metrics[f"cv/val/{name}"] = mean
+        metrics[f"cv/val/{name}_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / (folds - 1))
+    if cfg.cv.refit:  # the chosen settings on every non-test row, scored once on the held-out rows
+        refit = fit_and_test(cfg, run_dir, run_dir / "refit", val_fraction=0.0)
+        metrics |= {name: value for name, value in refit.items() if name.startswith(("train/", "test/"))}
+    metrics = {name: metrics[name] for name in sorted(metrics)}
+    logger = build_logger(cfg, run_dir, run_dir)
+    record_run([logger] if logger else [], {"cv.folds": folds, **flat_hyperparameters(cfg)}, metrics)
+    if process_rank() == 0:
+        report(metrics, run_dir, None, None, "cv")
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------- building
+
+
+def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
+    """The DataModule of `cfg.data`, loaded (read and split), with `changes` (a fold, ...). When a Trainer option
+    counts training batches (limit_train_batches, max_steps, ...), each Lightning step is one mini-batch, so they count
+    mini-batches."""
+    if counts_batches(cfg.trainer):
+        changes.setdefault("batches_per_step", 1)
+    datamodule = instantiate(cfg.data, **changes)
+    datamodule.load()
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LogisticRegression:
+    """The model of `cfg.model`, given what the data says: the number of features, the training rows' scaler, and
+    the balanced class weight where `model.pos_weight=balanced`."""
+    scaler = datamodule.scaler()
+    pos_weight = cfg.model.pos_weight
+    return instantiate(
+        cfg.model,
+        _convert_="all",
+        n_features=datamodule.n_features,
+        pos_weight=datamodule.balanced_pos_weight() if pos_weight == "balanced" else pos_weight,
+        feature_mean=scaler[0] if scaler else None,
+        feature_std=scaler[1] if scaler else None,
+    )
+
+
+def build_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> Any:
+    if not cfg.get("logger"):
+        return None
+    if str(cfg.logger._target_).endswith("MLFlowLogger") and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("logger=mlflow needs MLflow: pip install 'logreg[mlflow]'")
+    options = {}
+    database = str(cfg.logger.get("tracking_uri") or "")
+    if database.startswith("sqlite:///"):  # MLflow's database file: by its absolute path, in a folder that exists
+        path = Path(database.removeprefix("sqlite:///")).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        options["tracking_uri"] = f"sqlite:///{path}"
+    try:
+        return instantiate(moved(cfg.logger, run_dir, folder), **options)
+    except Exception as error:
+        raise ConfigError(f"logger: {_cause(error)}") from error
+
+
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, folder: Path, checkpoint_io: AtomicCheckpointIO, has_validation: bool = True
+) -> L.Trainer:
+    """The Trainer of `cfg.trainer`, with the logger, the callbacks and the atomic checkpoint plugin; paths inside
+    the run folder moved into `folder`. A Trainer argument Lightning refuses is named in one line."""
+    logger = build_logger(cfg, run_dir, folder)
+    callbacks = []
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        try:
+            callbacks.append(instantiate(moved(callback, run_dir, folder)))
+        except Exception as error:
+            raise ConfigError(f"callbacks.{name}: {_cause(error)}") from error
+    options: dict[str, Any] = {"logger": logger or False, "callbacks": callbacks, "plugins": [checkpoint_io]}
+    if cfg.trainer.enable_checkpointing is None:  # no checkpoint callback: then no checkpoints (not Lightning's own)
+        options["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    if not has_validation and cfg.trainer.limit_val_batches is None:  # no validation rows: no validation loop
+        options["limit_val_batches"] = 0
+    trainer_cfg = moved(cfg.trainer, run_dir, folder)
+    try:
+        return instantiate(trainer_cfg, **options)
+    except Exception as error:
+        if find_user_error(error):
+            raise
+        raise ConfigError(_trainer_problem(trainer_cfg, _cause(error))) from error
+
+
+def _trainer_problem(trainer_cfg: DictConfig, message: str) -> str:
+    """Name the Trainer argument that Lightning refused: the first that fails on its own."""
+    for key in trainer_cfg:
+        if key == "_target_" or key in ("default_root_dir",):
+            continue
+        try:
+            instantiate(
+                {"_target_": trainer_cfg._target_, key: trainer_cfg[key]},
+                logger=False,
+                callbacks=[],
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+            )
+        except Exception:
+            return f"trainer.{key}={OmegaConf.to_container(trainer_cfg, resolve=True)[key]}: {message}"
+    return f"trainer: {message}"
+
+
+def find_cause(error: BaseException) -> BaseException:
+    """The innermost `raise ... from` cause (Hydra's instantiate wraps the constructor's error)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _cause(error: BaseException) -> str:
+    error = find_cause(error)
+    return one_line(f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else error)
+
+
+def moved(node: DictConfig, run_dir: Path, folder: Path) -> DictConfig:
+    """`node`, with every path inside the run folder moved into `folder` (a fold's own folder); as is otherwise."""
+    if folder == run_dir:
+        return node
+    resolved = OmegaConf.to_container(node, resolve=True)
+
+    def move(value: Any) -> Any:
+        if isinstance(value, str) and (value == str(run_dir) or value.startswith(f"{run_dir}/")):
+            return str(folder) + value[len(str(run_dir)) :]
+        if isinstance(value, dict):
+            return {key: move(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [move(item) for item in value]
+        return value
+
+    return OmegaConf.create(move(resolved))
+
+
+def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None:
+    """Refuse, before fitting, a checkpoint whose model does not fit this run's (e.g. another number of features)."""
+    trained = checkpoint.get("hyper_parameters", {}).get("n_features")
+    if trained != model.hparams.n_features:
+        raise CheckpointError(
+            f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.hparams.n_features}; "
+            "resume with the data it was trained on"
+        )
+
+
+# --------------------------------------------------------------------------------------------------- reporting
+
+
+def flat_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """The knobs a user set, flat: what TensorBoard's HPARAMS tab compares runs by."""
+    options = {"seed": cfg.seed, "epochs": cfg.trainer.max_epochs}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    options |= {f"model.{k}": v for k, v in model.items() if k not in ("_target_", "optimizer", "scheduler")}
+    options |= {f"optimizer.{k}": v for k, v in (model.get("optimizer") or {}).items()}
+    options |= {f"scheduler.{k}": v for k, v in (model.get("scheduler") or {}).items()}
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    options |= {f"data.{k}": v for k, v in data.items() if k not in ("_target_", "data_dir", "url", "sha256")}
+    return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in options.items()}
+
+
+def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: TabularDataModule) -> dict[str, Any]:
+    """This run's knobs, and what the data decided (the class weight, the fold, the decision threshold)."""
+    options = flat_hyperparameters(cfg)
+    options["model.pos_weight"] = float(model.hparams.pos_weight)
+    options["model.threshold"] = model.decision_threshold()
+    if datamodule.hparams.folds:
+        options["data.fold"] = datamodule.hparams.fold
+    return options
+
+
+def run(cfg: DictConfig, script: str) -> float:
+    """train.py's job: `train` with Lightning's DDP processes running this Hydra job; returns the metric a sweeper
+    optimizes (`optimized_metric`; NaN where a single run does not measure it)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from logreg.ddp import ddp_processes_of_this_job
+
+    try:
+        with ddp_processes_of_this_job(script):
+            metrics = train(cfg)
+    except SIGTERMException:  # Lightning stopped after the current step; ResumeHint named the checkpoint
+        sys.exit(128 + 15)
+    except OSError as error:  # a write that names no file (a logger's, say): name the run folder it went to
+        if error.filename:
+            raise
+        raise OSError(error.errno, error.strerror, HydraConfig.get().runtime.output_dir) from error
+    return metrics.get(cfg.optimized_metric, math.nan)
