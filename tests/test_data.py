@@ -11,7 +11,7 @@ from conftest import DIABETES, DIABETES_SHA256, make_table
 from logreg.data import BreastCancerDataModule, CSVDataModule
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
-from logreg.splits import ShardSampler, TrainingChunks, stratified_folds, stratified_split
+from logreg.splits import ShardSampler, TrainingChunks, minibatches, stratified_folds, stratified_split
 from logreg.table import read_labeled_csv
 
 PINNED_FOLDS = [[0, 1, 4, 5], [3, 6, 10, 11], [2, 7, 8, 9]]  # numpy's PCG64 with seed 1: the same on every machine
@@ -117,8 +117,8 @@ def test_datamodule_serves_each_split_full_batch_by_default(tiny_csv):
     datamodule = CSVDataModule(str(tiny_csv), val_fraction=0.1, test_fraction=0.2)
     datamodule.setup("fit")
 
-    ((features, labels, batch_size),) = list(datamodule.train_dataloader())
-    assert features.shape == (140, 3) and batch_size == 140
+    ((features, labels, rows, batch_size),) = list(datamodule.train_dataloader())
+    assert features.shape == (140, 3) and rows is None and batch_size == 140
     sizes = {}
     for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
         (batch,) = list(loader)
@@ -152,13 +152,9 @@ def test_breast_cancer_without_scikit_learn_names_the_extra_to_install(monkeypat
         BreastCancerDataModule().setup("fit")
 
 
-def minibatches(loader: TrainingChunks) -> list[list[float]]:
-    """The mini-batches the model steps through, in order: each chunk cut into batches of its batch size."""
-    return [
-        features[start : start + size].squeeze(1).tolist()
-        for features, _, size in loader
-        for start in range(0, len(features), size)
-    ]
+def batches_of(loader: TrainingChunks) -> list[list[float]]:
+    """The mini-batches the model steps through, in order, as the lists of their rows' values."""
+    return [features.squeeze(1).tolist() for chunk in loader for features, _ in minibatches(chunk)]
 
 
 def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():
@@ -166,9 +162,9 @@ def test_minibatches_cover_the_training_rows_once_per_epoch_in_a_new_order():
     loader = TrainingChunks(features, torch.zeros(10), ShardSampler(10, shuffle=True, seed=0), batch_size=4)
 
     loader.sampler.set_epoch(0)
-    epoch0 = minibatches(loader)
+    epoch0 = batches_of(loader)
     loader.sampler.set_epoch(1)
-    epoch1 = sum(minibatches(loader), [])
+    epoch1 = sum(batches_of(loader), [])
 
     assert [len(rows) for rows in epoch0] == [4, 4, 2] and len(loader) == 3
     assert sorted(sum(epoch0, [])) == sorted(epoch1) == list(range(10))
@@ -181,10 +177,10 @@ def test_chunks_of_several_minibatches_cut_the_epoch_at_the_same_rows(batches_pe
     sampler = ShardSampler(23, shuffle=True, seed=4)
     sampler.set_epoch(2)
 
-    one_per_step = minibatches(TrainingChunks(features, torch.zeros(23), sampler, 5, batches_per_step=1))
+    one_per_step = batches_of(TrainingChunks(features, torch.zeros(23), sampler, 5, batches_per_step=1))
     chunked = TrainingChunks(features, torch.zeros(23), sampler, 5, batches_per_step=batches_per_step)
 
-    assert minibatches(chunked) == one_per_step  # the same batches in the same order, whatever the chunking
+    assert batches_of(chunked) == one_per_step  # the same batches in the same order, whatever the chunking
     assert len(chunked) == -(-5 // batches_per_step)  # 5 mini-batches of 5 rows (the last 3)
 
 

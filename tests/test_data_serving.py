@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from conftest import make_table
+from logreg import splits
 from logreg.data import CSVDataModule, TabularDataModule
 from logreg.model import LogisticRegression
-from logreg.splits import EvaluationBlocks, ShardSampler, TrainingChunks
+from logreg.splits import EvaluationBlocks, ShardSampler, TrainingChunks, minibatches
 from logreg.table import Table
 
 
@@ -35,16 +36,29 @@ def test_unshuffled_minibatches_are_views_of_the_table_in_row_order():
     features, labels = torch.randn(10, 3), torch.arange(10.0)
     chunks = list(TrainingChunks(features, labels, ShardSampler(10), batch_size=4, batches_per_step=2))
 
-    assert [(len(y), size) for _, y, size in chunks] == [(8, 4), (2, 4)]  # 2 mini-batches of 4, then one of 2
-    assert torch.equal(torch.cat([y for _, y, _ in chunks]), labels)
-    assert all(same_memory(x, features) and same_memory(y, labels) for x, y, _ in chunks)
+    # 2 mini-batches of 4 rows, then one of 2; views (no rows to gather)
+    assert [(len(y), rows, size) for _, y, rows, size in chunks] == [(8, None, 4), (2, None, 4)]
+    assert torch.equal(torch.cat([y for _, y, _, _ in chunks]), labels)
+    assert all(same_memory(x, features) and same_memory(y, labels) for x, y, _, _ in chunks)
+
+
+def test_a_large_shuffled_chunk_is_gathered_batch_by_batch_into_the_same_batches(monkeypatch):
+    features, labels = torch.randn(100, 3), torch.arange(100.0)
+    sampler = ShardSampler(100, shuffle=True, seed=1)
+    gathered_whole = [y.tolist() for c in TrainingChunks(features, labels, sampler, 8, 4) for _, y in minibatches(c)]
+
+    monkeypatch.setattr(splits, "GATHER_BYTES", 0)  # as if every chunk were too large to gather at once
+    chunks = list(TrainingChunks(features, labels, sampler, 8, 4))
+
+    assert all(chunk[0] is features and chunk[2] is not None for chunk in chunks)  # the rows, not a copy
+    assert [y.tolist() for chunk in chunks for _, y in minibatches(chunk)] == gathered_whole
 
 
 def test_each_process_serves_its_block_as_one_view_at_full_batch():
     features, labels = torch.randn(9, 2), torch.arange(9.0)
     for rank in (0, 1, 2):
         sampler = ShardSampler(9, rank=rank, world_size=3, pad=True)
-        ((batch_features, batch_labels, size),) = list(TrainingChunks(features, labels, sampler, None))
+        ((batch_features, batch_labels, _, size),) = list(TrainingChunks(features, labels, sampler, None))
         assert torch.equal(batch_labels, labels[3 * rank : 3 * rank + 3]) and size == 3
         assert same_memory(batch_features, features)
 
@@ -165,5 +179,5 @@ def test_the_rows_move_to_the_gpu_once_in_setup_and_batches_are_served_there(tmp
 
     train_features, _ = datamodule.rows("train")
     assert train_features.is_cuda
-    batch_features, batch_labels, _ = next(iter(datamodule.train_dataloader()))
+    batch_features, batch_labels, _, _ = next(iter(datamodule.train_dataloader()))
     assert batch_features.is_cuda and batch_labels.is_cuda

@@ -66,6 +66,42 @@ def test_last_ckpt_holds_the_last_epoch_also_after_the_validation_loss_stops_imp
     assert [path.name for path in (tmp_path / "checkpoints").glob("best-*")] == ["best-epoch=001.ckpt"]
 
 
+def test_last_ckpt_is_written_at_most_once_a_second_yet_always_at_the_end(run, tiny_csv, tmp_path, monkeypatch):
+    from logreg.checkpoints import AtomicCheckpointIO
+
+    writes = []
+    real_save = AtomicCheckpointIO.save_checkpoint
+
+    def save_and_count(io, checkpoint, path, **options):
+        writes.append((str(path), checkpoint["epoch"]))
+        real_save(io, checkpoint, path, **options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_count)
+
+    run("data=csv", f"data.path={tiny_csv}", "epochs=40", "logger=none", "~callbacks.checkpoint")
+
+    last_writes = [epoch for path, epoch in writes if str(path).endswith("last.ckpt")]
+    assert last_writes[0] == 0 and last_writes[-1] == 39  # the first epoch, and the last
+    assert len(last_writes) < 40  # 40 epochs of milliseconds each: not one write per epoch
+
+
+def test_early_stopping_writes_the_state_it_stopped_in(run, tiny_csv, tmp_path):
+    from test_train import scalars
+
+    run(
+        "data=csv",
+        f"data.path={tiny_csv}",
+        *LBFGS,
+        "epochs=50",
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=2",
+    )
+
+    epochs_run = len(scalars(tmp_path)["train/loss"])
+    assert epochs_run < 50  # it stopped early, between two scheduled writes of last.ckpt
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epochs_run
+
+
 class SignalMidEpoch(L.Callback):
     """Test helper: the training process sends itself `signal_name` after the second step of epoch `epoch`."""
 
@@ -80,8 +116,14 @@ class SignalMidEpoch(L.Callback):
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name, returncode", [("SIGTERM", 143), ("SIGKILL", -signal.SIGKILL)])
 def test_a_run_killed_mid_epoch_loses_only_that_epoch(run, tiny_csv, tmp_path, signal_name, returncode):
-    # 160 training rows: 5 batches of 32 an epoch, 2 batches per Lightning step: 3 steps an epoch
-    common = ("data=csv", f"data.path={tiny_csv}", *ADAM_MINIBATCHES, "data.batches_per_step=2")
+    # 160 training rows: 5 batches of 32 an epoch, 2 batches per Lightning step: 3 steps an epoch; last.ckpt every epoch
+    common = (
+        "data=csv",
+        f"data.path={tiny_csv}",
+        *ADAM_MINIBATCHES,
+        "data.batches_per_step=2",
+        "callbacks.last_checkpoint.every_seconds=0",
+    )
     killed = subprocess.run(
         [
             sys.executable,

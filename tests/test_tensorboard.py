@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 @pytest.fixture
 def run_dir(run, tiny_csv, tmp_path):
-    run("data=csv", f"data.path={tiny_csv}", "epochs=3")
+    run("data=csv", f"data.path={tiny_csv}", "epochs=3", "callbacks.plots.histograms=true")
     return tmp_path
 
 
@@ -46,7 +46,7 @@ def test_without_matplotlib_the_run_says_how_to_get_images_and_still_writes_hist
         importlib.util, "find_spec", lambda name, *args: None if name == "matplotlib" else real_find_spec(name, *args)
     )
 
-    run("data=csv", f"data.path={tiny_csv}", "epochs=2")
+    run("data=csv", f"data.path={tiny_csv}", "epochs=2", "callbacks.plots.histograms=true")
 
     assert "TensorBoard images need matplotlib: pip install 'logreg[plots]'" in caplog.text
     assert tags(tmp_path, "images") == {} and tags(tmp_path, "histograms")["weights/linear.weight"] == 2
@@ -63,7 +63,7 @@ def test_images_are_real_pictures(run_dir):
     assert image.encoded_image_string.startswith(b"\x89PNG") and image.width > 100 and image.height > 100
 
 
-def test_weight_histograms_every_epoch(run_dir):
+def test_weight_histograms_every_epoch_when_asked_for(run_dir):
     histograms = tags(run_dir, "histograms")
 
     assert histograms == {"weights/linear.weight": 3, "weights/linear.bias": 3}

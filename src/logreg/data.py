@@ -175,6 +175,8 @@ class TabularDataModule(L.LightningDataModule):
         table = self.load()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         features, labels = torch.from_numpy(table.features), torch.from_numpy(table.labels)
+        if self.trainer is not None and str(self.trainer.precision).startswith("64"):  # once, not at every step
+            features, labels = features.double(), labels.double()
         if self.hparams.move_to_device and device.type != "cpu" and self._fits_on(device, features, labels):
             features, labels = features.to(device), labels.to(device)
         for split in SPLITS:

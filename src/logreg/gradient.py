@@ -28,6 +28,29 @@ class BatchGradient(NamedTuple):
     bias: torch.Tensor  # () dL/db of the mean loss
 
 
+def _block(
+    rows: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    pos_weight: float,
+    threshold: float,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss sum, correct count, and `scale` times the sums of r_i x_i and of r_i, over rows (n, F), labels (n,)."""
+    logits = torch.addmv(bias, rows, weight)  # (n,)
+    probs = torch.sigmoid(logits)
+    if pos_weight == 1.0:
+        residuals = (probs - labels).mul_(scale)
+        # sum of softplus(z) - y z, where softplus(z) = log(1 + e^z) is computed stably for any z
+        loss_sum = F.softplus(logits).sum() - torch.dot(labels, logits)
+    else:
+        residuals = ((1 - labels) * probs - pos_weight * labels * (1 - probs)).mul_(scale)
+        loss_sum = torch.dot(F.softplus(logits), 1 + (pos_weight - 1) * labels) - pos_weight * torch.dot(labels, logits)
+    correct = (probs >= threshold).eq(labels).sum()
+    return loss_sum, correct, torch.mv(rows.T, residuals), residuals.sum()
+
+
 def bce_gradient(
     features: torch.Tensor,
     labels: torch.Tensor,
@@ -46,21 +69,22 @@ def bce_gradient(
         threshold: a row is predicted 1 when its probability is at least this.
     """
     n_rows = len(labels)
-    grad_weight = torch.zeros_like(weight)
-    grad_bias, loss_sum = torch.zeros_like(bias), torch.zeros_like(bias)
-    correct = torch.zeros((), dtype=torch.int64, device=labels.device)
-    for start in range(0, n_rows, BLOCK_ROWS):
-        rows, y = features[start : start + BLOCK_ROWS], labels[start : start + BLOCK_ROWS]  # (n, F), (n,)
-        logits = torch.addmv(bias, rows, weight)  # (n,)
-        probs = torch.sigmoid(logits)
-        if pos_weight == 1.0:
-            residuals = probs - y
-            # sum softplus(z) - y z: softplus(z) = -log(sigmoid(-z)) = log1p(exp(z)), stable for any z
-            loss_sum += F.softplus(logits).sum() - torch.dot(y, logits)
-        else:
-            residuals = (1 - y) * probs - pos_weight * y * (1 - probs)
-            loss_sum += torch.dot(F.softplus(logits), 1 + (pos_weight - 1) * y) - pos_weight * torch.dot(y, logits)
-        correct += (probs >= threshold).eq(y).sum()
-        grad_weight.addmv_(rows.T, residuals)
-        grad_bias += residuals.sum()
-    return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows)
+    if n_rows <= BLOCK_ROWS:  # a mini-batch: one block, no slicing (every op counts at 64 rows)
+        return BatchGradient(*_block(features, labels, weight, bias, pos_weight, threshold, 1 / n_rows))
+    loss_sum, correct = torch.zeros_like(bias), torch.zeros((), dtype=torch.int64, device=labels.device)
+    grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
+    for start in range(0, n_rows, BLOCK_ROWS):  # one cache-sized block after the other
+        block = _block(
+            features[start : start + BLOCK_ROWS],
+            labels[start : start + BLOCK_ROWS],
+            weight,
+            bias,
+            pos_weight,
+            threshold,
+            1 / n_rows,
+        )
+        loss_sum += block[0]
+        correct += block[1]
+        grad_weight += block[2]
+        grad_bias += block[3]
+    return BatchGradient(loss_sum, correct, grad_weight, grad_bias)

@@ -10,19 +10,20 @@ would, so the numbers are those of one process on the whole batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import CatMetric, MeanMetric
+from torchmetrics import CatMetric
 
 from logreg.errors import ConfigError, TrainingDiverged
 from logreg.gradient import bce_gradient
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
+from logreg.splits import minibatches
 
 TORCH_OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -78,10 +79,10 @@ class LogisticRegression(L.LightningModule):
         self.register_buffer("feature_mean", torch.tensor(feature_mean or [0.0] * n_features))  # (F,)
         self.register_buffer("feature_std", torch.tensor(feature_std or [1.0] * n_features))  # (F,), all > 0
         self.register_buffer("threshold", torch.tensor(float(threshold)))  # () tuned on validation rows, if asked
-        # Training metrics from sums: each update adds its loss sum and correct count (two tensor additions); the
-        # metrics take the epoch's sums once, and torchmetrics still reduces them over processes.
-        self.train_loss, self.train_acc = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
-        self._epoch_sums: torch.Tensor | None = None  # (3,) loss sum, correct, rows
+        # Training metrics from sums: each update adds its loss sum and correct count (two tensor additions); at the
+        # epoch's end the sums are added over processes (one all-reduce) and logged once.
+        self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # () loss sum, () correct predictions
+        self._epoch_rows = 0
         # Held-out stages keep every logit and label (gathered over processes), for AUROC, the tuned threshold, plots.
         self.val_logits, self.val_labels = CatMetric(), CatMetric()
         self.test_logits, self.test_labels = CatMetric(), CatMetric()
@@ -134,68 +135,89 @@ class LogisticRegression(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------------- training
 
-    def _gradient(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean loss's gradient w.r.t. (linear.weight, linear.bias) as one (F + 2,) vector [dw, db, loss], averaged
-        over processes, and this process's (2,) [loss sum, correct] for the metrics."""
-        features = features.to(self.linear.weight.dtype)
-        labels = labels.to(self.linear.weight.dtype)
+    def _update(self) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]:
+        """`closure_for(features (B, F), labels (B,))`: the closure of one optimizer step on that mini-batch. It sets
+        the gradient of the batch's mean loss on the weights (averaged over processes), adds the batch's loss and
+        correct predictions to this epoch's sums (once per step: L-BFGS evaluates the closure several times), and
+        returns the mean loss. What holds for a whole Lightning step (the options, the process count, the weights'
+        storage) is looked up here, once, not per update: at 64 rows an update is a few dozen microseconds."""
         pos_weight, threshold = float(self.hparams.pos_weight), float(self.threshold)
-        if self.hparams.gradient == "autograd":  # lab 5's way: build the graph, let autograd differentiate it
+        distributed = self.trainer.world_size > 1
+        identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
+        weight, bias = self.linear.weight, self.linear.bias  # (1, F), (1,): the parameters, for .grad
+        # The parameters' storage, untracked by autograd (the optimizer updates it in place): (F,) and ()
+        current_weight, current_bias = weight.detach().view(-1), bias.detach().view(())
+        loss_sum, correct = self._epoch_sums
+        first_evaluation = [True]
+
+        def autograd(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """Lab 5's way: build the graph, let autograd differentiate it."""
             with torch.enable_grad():
                 logits = self.logits(features)
-                weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=logits.dtype)
-                loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
-                grad_weight, grad_bias = torch.autograd.grad(loss, [self.linear.weight, self.linear.bias])
-            loss = loss.detach()
-            loss_sum, correct = loss * len(labels), (torch.sigmoid(logits.detach()) >= threshold).eq(labels).sum()
-            grad_weight, grad_bias = grad_weight.squeeze(0), grad_bias.squeeze(0)
-        else:  # closed form, on the folded weights, then the chain rule through the scaler
-            weight, bias = self.folded_weights()
-            result = bce_gradient(
-                features, labels, weight.detach().squeeze(0), bias.detach().squeeze(0), pos_weight, threshold
-            )
-            loss_sum, correct = result.loss_sum, result.correct
-            grad_bias = result.bias  # d z / d b = 1
+                class_weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=logits.dtype)
+                loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=class_weight)
+                grad_weight, grad_bias = torch.autograd.grad(loss, [weight, bias])
+            correct_now = (torch.sigmoid(logits.detach()) >= threshold).eq(labels).sum()
+            return loss.detach() * len(labels), correct_now, grad_weight.view(-1), grad_bias.view(())
+
+        def analytic(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """The closed form, on the weights acting on the raw features, then the chain rule through the scaler."""
+            if identity_scaler:
+                return bce_gradient(features, labels, current_weight, current_bias, pos_weight, threshold)
+            folded_weight = current_weight / self.feature_std
+            folded_bias = current_bias - torch.dot(folded_weight, self.feature_mean)
+            result = bce_gradient(features, labels, folded_weight, folded_bias, pos_weight, threshold)
             grad_weight = (result.weight - result.bias * self.feature_mean) / self.feature_std  # dz/dw = (x - mean)/std
-            loss = loss_sum / len(labels)
-        update = torch.cat([grad_weight, grad_bias.reshape(1), loss.reshape(1)])  # (F + 2,)
-        if self.trainer.world_size > 1:  # the mean over processes of equal batches: the whole batch's gradient
-            update = self.trainer.strategy.reduce(update, reduce_op="mean")
-        return update, torch.stack([loss_sum, correct.to(loss_sum.dtype)])
+            return result.loss_sum, result.correct, grad_weight, result.bias
 
-    def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, int], chunk_index: int) -> None:
-        """chunk: features (K*B, F), labels (K*B,) and B; one optimizer step per mini-batch of B rows, in order."""
-        features, labels, batch_size = chunk
-        optimizer = self.optimizers()
-        n_features = self.hparams.n_features
-        sums = torch.zeros(3, dtype=self.linear.weight.dtype, device=self.linear.weight.device)  # loss, correct, rows
-        for start in range(0, len(labels), batch_size):
-            batch = features[start : start + batch_size], labels[start : start + batch_size]  # (B, F), (B,)
-            first_evaluation = True
+        gradient = autograd if self.hparams.gradient == "autograd" else analytic
 
-            def closure() -> torch.Tensor:  # L-BFGS calls it several times per step; SGD and Adam once
-                nonlocal first_evaluation
-                update, batch_sums = self._gradient(*batch)
-                self.linear.weight.grad = update[:n_features].reshape(1, -1)
-                self.linear.bias.grad = update[n_features : n_features + 1]
-                if first_evaluation:  # the metrics see the loss before the step, once per step
-                    sums[:2] += batch_sums
-                    sums[2] += len(batch[1])
-                    first_evaluation = False
-                return update[-1]
+        def update(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            batch_loss_sum, batch_correct, grad_weight, grad_bias = gradient(features, labels)
+            if first_evaluation[0]:  # the metrics see the loss before the step
+                loss_sum.add_(batch_loss_sum)
+                correct.add_(batch_correct)
+                first_evaluation[0] = False
+            loss = batch_loss_sum / len(labels)
+            if distributed:  # the mean over processes of equal batches: the whole batch's gradient and loss
+                packed = self.trainer.strategy.reduce(
+                    torch.cat([grad_weight, grad_bias.view(1), loss.view(1)]), reduce_op="mean"
+                )
+                grad_weight, grad_bias, loss = packed[:-2], packed[-2], packed[-1]
+            weight.grad, bias.grad = grad_weight.view(1, -1), grad_bias.view(1)
+            return loss
 
-            optimizer.step(closure=closure)
-        self._epoch_sums = sums if self._epoch_sums is None else self._epoch_sums + sums
+        def closure_for(features: torch.Tensor, labels: torch.Tensor) -> Callable[[], torch.Tensor]:
+            first_evaluation[0] = True
+            return lambda: update(features, labels)
+
+        return closure_for
+
+    def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
+        """chunk: K mini-batches of B rows (`logreg.splits.TrainingChunks`); one optimizer step per mini-batch."""
+        if self._epoch_sums is None:  # loss sum, correct predictions: tensors, added to in place by each update
+            device = self.linear.weight.device
+            self._epoch_sums = (
+                torch.zeros((), dtype=self.linear.weight.dtype, device=device),
+                torch.zeros((), dtype=torch.int64, device=device),
+            )
+            self._epoch_rows = 0
+        closure_for, optimizer = self._update(), self.optimizers()
+        for features, labels in minibatches(chunk):
+            optimizer.step(closure=closure_for(features, labels))
+        self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
 
     def on_train_epoch_end(self) -> None:
         if self._epoch_sums is not None:
-            loss_sum, correct, rows = self._epoch_sums
-            self._check_finite(loss_sum)
-            self.train_loss.update(loss_sum / rows, weight=rows)
-            self.train_acc.update(correct / rows, weight=rows)
+            loss_sum, correct = self._epoch_sums
             self._epoch_sums = None
-        self.log("train/loss", self.train_loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, prog_bar=True)
+            self._check_finite(loss_sum)
+            totals = torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(self._epoch_rows).to(loss_sum)])
+            if self.trainer.world_size > 1:  # every process's rows: the epoch's loss and accuracy over all of them
+                totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+            loss_sum, correct, rows = totals
+            self.log("train/loss", loss_sum / rows, prog_bar=True)
+            self.log("train/acc", correct / rows, prog_bar=True)
         self._step_scheduler()
 
     def on_validation_start(self) -> None:

@@ -46,7 +46,7 @@ class EvaluationPlots(L.Callback):
         histograms: write the weights' histograms every epoch.
     """
 
-    def __init__(self, histograms: bool = True):
+    def __init__(self, histograms: bool = False):
         self.histograms = histograms
         self.can_draw = importlib.util.find_spec("matplotlib") is not None
         self._said = False

@@ -488,6 +488,18 @@ class CheckpointConfig:
 
 
 @dataclass
+class LastCheckpointConfig:
+    _target_: str = "logreg.callbacks.LastCheckpoint"
+    dirpath: str = MISSING
+    filename: str = "last"
+    every_seconds: float = 1.0
+
+    def problems(self) -> Problems:
+        if not 0 <= self.every_seconds < math.inf:
+            yield "every_seconds", "a number of seconds >= 0 (0: every epoch)"
+
+
+@dataclass
 class EarlyStoppingConfig:
     _target_: str = "lightning.pytorch.callbacks.EarlyStopping"
     monitor: str = MISSING
@@ -507,7 +519,7 @@ class EarlyStoppingConfig:
 @dataclass
 class PlotsConfig:
     _target_: str = "logreg.plots.EvaluationPlots"
-    histograms: bool = True
+    histograms: bool = False
 
 
 @dataclass
@@ -543,7 +555,7 @@ class TrainConfig:
     lr: float = 1.0
     epochs: int = 100
     seed: int = 1
-    threads: Optional[int] = None
+    threads: Optional[int] = 1
     ckpt_path: Optional[str] = None
     trust_checkpoint: bool = False
     monitor: str = "val/loss"
@@ -640,7 +652,7 @@ class EvalConfig:
     data: DataLocation = field(default_factory=DataLocation)
     trust_checkpoint: bool = False
     allow_changed_data: bool = False
-    threads: Optional[int] = None
+    threads: Optional[int] = 1
     epochs: int = 1  # read by the trainer configs; evaluation trains nothing
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: Any = None
@@ -742,8 +754,8 @@ def _check_keys(node: Any, prefix: str) -> None:
                 raise ConfigError(f"{prefix}{key}: no such key; {schema.__name__} has: {', '.join(sorted(known))}")
     elif prefix == "callbacks.":
         for key in node:
-            if not isinstance(node[key], DictConfig) or "_target_" not in node[key]:
-                raise ConfigError(f"callbacks.{key}: expected a callback config with a _target_ (a class to build)")
+            if node[key] is not None and (not isinstance(node[key], DictConfig) or "_target_" not in node[key]):
+                raise ConfigError(f"callbacks.{key}: expected a callback config with a _target_, or null for none")
     for key in node:
         if not OmegaConf.is_missing(node, key):
             _check_keys(node._get_node(key), f"{prefix}{key}.")
@@ -823,6 +835,7 @@ for _group, _nodes in {
     "logger": {"tensorboard": TensorBoardConfig, "csv": CSVLoggerConfig, "mlflow": MLflowConfig},
     "callbacks": {
         "checkpoint": CheckpointConfig,
+        "last_checkpoint": LastCheckpointConfig,
         "early_stopping": EarlyStoppingConfig,
         "plots": PlotsConfig,
         "target_only": TargetOnlyConfig,

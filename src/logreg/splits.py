@@ -105,13 +105,18 @@ class ShardSampler:
         return padded[self.rank :: self.world_size]
 
 
-class TrainingChunks:
-    """The training loader: each item is one Lightning step's worth of mini-batches, `(features, labels, B)`.
+GATHER_BYTES = 1 << 21  # a shuffled chunk of at most 2 MiB is gathered whole (it stays in cache); larger, per batch
 
-    `features` (K*B, F) and `labels` (K*B,) hold K consecutive mini-batches of B rows of this epoch's order (the last
-    chunk of an epoch may hold fewer, its last batch fewer rows); the model steps through them B rows at a time. So
-    Lightning's per-step cost is paid once per K updates, and the numbers are those of serving each mini-batch on its
-    own: the same permutation, cut at the same rows. `batch_size=None` is one batch of the whole shard (full batch).
+
+class TrainingChunks:
+    """The training loader: each item is one Lightning step's worth of mini-batches, `(features, labels, rows, B)`.
+
+    The step's K mini-batches of B rows are, in order, B positions at a time: rows `rows[k*B : (k+1)*B]` of
+    `features` (N, F) and `labels` (N,), or, where `rows` is None, rows `k*B : (k+1)*B` of them. An unshuffled
+    block is served as views; a shuffled chunk is gathered whole when it is small (one gather, while it stays in
+    cache), else the model gathers each mini-batch as it steps, as a plain loop does. So Lightning's per-step cost is
+    paid once per K updates, and the numbers are those of serving each mini-batch on its own: the same permutation,
+    cut at the same rows. `batch_size=None` is one batch of the whole shard (full batch).
     """
 
     def __init__(
@@ -130,18 +135,36 @@ class TrainingChunks:
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.rows_per_chunk)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]]:
         block = self.sampler.block()
         if block is not None:  # a contiguous block of rows: views, no copy
             features, labels = self.features[block], self.labels[block]
             for start in range(0, len(labels), self.rows_per_chunk):
                 stop = start + self.rows_per_chunk
-                yield features[start:stop], labels[start:stop], self.batch_size
+                yield features[start:stop], labels[start:stop], None, self.batch_size
             return
-        rows = self.sampler.indices().to(self.features.device)
-        for start in range(0, len(rows), self.rows_per_chunk):
-            chunk_rows = rows[start : start + self.rows_per_chunk]  # (K*B,): one gather per chunk
-            yield self.features[chunk_rows], self.labels[chunk_rows], self.batch_size
+        order = self.sampler.indices().to(self.features.device)
+        gather_whole = self.rows_per_chunk * self.features.shape[1] * self.features.element_size() <= GATHER_BYTES
+        for start in range(0, len(order), self.rows_per_chunk):
+            rows = order[start : start + self.rows_per_chunk]  # (K*B,)
+            if gather_whole:
+                yield self.features[rows], self.labels[rows], None, self.batch_size
+            else:
+                yield self.features, self.labels, rows, self.batch_size
+
+
+def minibatches(
+    chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The mini-batches of a training chunk, in order: features (B, F) and labels (B,) each."""
+    features, labels, rows, batch_size = chunk
+    if rows is None:
+        for start in range(0, len(labels), batch_size):
+            yield features[start : start + batch_size], labels[start : start + batch_size]
+        return
+    for start in range(0, len(rows), batch_size):
+        batch_rows = rows[start : start + batch_size]  # (B,)
+        yield features[batch_rows], labels[batch_rows]
 
 
 class EvaluationBlocks:

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf
 
 from logreg.checkpoints import AtomicCheckpointIO
@@ -147,13 +147,15 @@ def build_trainer(
     logger = build_logger(cfg, run_dir, folder)
     callbacks = []
     for name, callback in (cfg.get("callbacks") or {}).items():
+        if callback is None:  # an entry switched off (callbacks.checkpoint=null)
+            continue
         try:
             callbacks.append(instantiate(moved(callback, run_dir, folder)))
         except Exception as error:
             raise ConfigError(f"callbacks.{name}: {_cause(error)}") from error
     options: dict[str, Any] = {"logger": logger or False, "callbacks": callbacks, "plugins": [checkpoint_io]}
     if cfg.trainer.enable_checkpointing is None:  # no checkpoint callback: then no checkpoints (not Lightning's own)
-        options["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+        options["enable_checkpointing"] = any(isinstance(c, Checkpoint) for c in callbacks)
     if not has_validation and cfg.trainer.limit_val_batches is None:  # no validation rows: no validation loop
         options["limit_val_batches"] = 0
     trainer_cfg = moved(cfg.trainer, run_dir, folder)
