@@ -72,7 +72,7 @@ REFUSED = [
     ("trainer.gradient_clip_val=1", r"trainer\.gradient_clip_val=1\.0: expected null: the model makes its own"),
     ("trainer.accumulate_grad_batches=2", r"trainer\.accumulate_grad_batches=2: expected 1"),
     ("trainer.num_nodes=0", r"trainer\.num_nodes=0: expected a whole number >= 1"),
-    ("trainer.profiler=fancy", r"trainer\.profiler=fancy: expected simple, advanced, pytorch or null"),
+    ("trainer.profiler=fancy", r"trainer\.profiler=fancy: expected simple, advanced, pytorch, a profiler config"),
     ("epochs=true", r"epochs=true: expected a whole number"),
     ("epochs=0", r"epochs=0: expected a whole number of epochs >= 1"),
     ("lr=0", r"lr=0\.0: expected a positive number"),

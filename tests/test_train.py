@@ -121,6 +121,9 @@ def test_train_py_runs_as_a_command_and_prints_its_run_folder(diabetes_dir, tmp_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Run folder:" in result.stdout and str(tmp_path / "run") in result.stdout.replace("\n", "")
+    printed = result.stdout + result.stderr
+    for noise in ("Tip:", "litlogger", "LeafSpec", "GPU available", "TPU available", "FLOPs", "Warning"):
+        assert noise not in printed, noise  # third-party tips and upstream deprecations stay out of the console
     assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 

@@ -22,6 +22,11 @@ UPSTREAM_WARNINGS = [
         UserWarning,
         "every run, a resumed one too, writes into its own new folder by design; the best score restarts there",
     ),
+    (
+        r"You requested to overfit but enabled .* dataloader shuffling",
+        UserWarning,
+        "Lightning takes any sampler but torch's SequentialSampler for a shuffling one; debug=overfit serves in order",
+    ),
 ]
 
 

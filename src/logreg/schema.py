@@ -365,7 +365,7 @@ class TrainerConfig:
     benchmark: Optional[bool] = None
     inference_mode: bool = True
     use_distributed_sampler: bool = True
-    profiler: Optional[str] = None
+    profiler: Any = None  # simple, advanced, pytorch, or a profiler config with a _target_ (debug=profiler)
     detect_anomaly: bool = False
     barebones: bool = False
     reload_dataloaders_every_n_epochs: int = 0
@@ -417,8 +417,10 @@ class TrainerConfig:
                 yield name, "a fraction in [0, 1] or a number of batches"
         if isinstance(self.fast_dev_run, int) and not isinstance(self.fast_dev_run, bool) and self.fast_dev_run < 0:
             yield "fast_dev_run", "true, false or a number of batches >= 1"
-        if self.profiler not in (None, "simple", "advanced", "pytorch"):
-            yield "profiler", "simple, advanced, pytorch or null"
+        if self.profiler not in (None, "simple", "advanced", "pytorch") and not (
+            isinstance(self.profiler, dict) and "_target_" in self.profiler
+        ):
+            yield "profiler", "simple, advanced, pytorch, a profiler config with a _target_, or null"
 
 
 def counts_batches(trainer: TrainerConfig | DictConfig) -> bool:
