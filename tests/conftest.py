@@ -24,8 +24,13 @@ def _diabetes_dir() -> Path | None:
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
     """Every test runs in its own folder: whatever a run writes relative to the working directory (logs/, ...) lands
-    there, never in the checkout."""
+    there, never in the checkout. And torch's thread count (a run sets it) is put back after the test."""
+    import torch
+
     monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

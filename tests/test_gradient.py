@@ -35,10 +35,11 @@ def test_the_closed_form_gradient_equals_autograds(n_rows, pos_weight, seed):
     result = bce_gradient(features, labels, weight, bias, pos_weight, threshold=0.4)
 
     loss_sum, correct, grad_weight, grad_bias = autograd_reference(features, labels, weight, bias, pos_weight, 0.4)
-    assert result.loss_sum.item() == pytest.approx(loss_sum, rel=1e-5)
+    tolerance = 1e-5 if n_rows <= 1000 else 1e-4  # float32 sums over 32k rows against float64: rounding grows
+    assert result.loss_sum.item() == pytest.approx(loss_sum, rel=tolerance)
     assert result.correct.item() == correct
-    torch.testing.assert_close(result.weight.double(), grad_weight, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(result.bias.double(), grad_bias, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(result.weight.double(), grad_weight, rtol=tolerance, atol=1e-6)
+    torch.testing.assert_close(result.bias.double(), grad_bias, rtol=tolerance, atol=1e-6)
 
 
 def test_saturated_logits_give_finite_losses_and_gradients():
