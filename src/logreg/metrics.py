@@ -28,13 +28,16 @@ def evaluation_metrics(logits: torch.Tensor, labels: torch.Tensor, threshold: fl
     count a row as predicted 1 when its probability is at least `threshold`.
     """
     probs, targets = torch.sigmoid(logits), labels.long()
+    # The predicted labels, made here as everywhere else (p >= threshold): torchmetrics thresholds probabilities with
+    # p > threshold, which counts the rows at a tuned threshold (always one of the probabilities) as predicted 0.
+    predicted = (probs >= threshold).long()
     return {
         "loss": F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
-        "acc": binary_accuracy(probs, targets, threshold, validate_args=False),
+        "acc": binary_accuracy(predicted, targets, validate_args=False),
         "auroc": binary_auroc(probs, targets, validate_args=False),
-        "f1": binary_f1_score(probs, targets, threshold, validate_args=False),
-        "precision": binary_precision(probs, targets, threshold, validate_args=False),
-        "recall": binary_recall(probs, targets, threshold, validate_args=False),
+        "f1": binary_f1_score(predicted, targets, validate_args=False),
+        "precision": binary_precision(predicted, targets, validate_args=False),
+        "recall": binary_recall(predicted, targets, validate_args=False),
         "brier": torch.mean((probs - labels.to(probs.dtype)) ** 2),
         "ece": binary_calibration_error(probs, targets, n_bins=CALIBRATION_BINS, validate_args=False),
     }
@@ -49,7 +52,7 @@ def choose_threshold(probs: torch.Tensor, labels: torch.Tensor, criterion: str, 
     - "cost": -(cost_ratio * FP + FN), the cost of the errors counted in false negatives.
 
     Among thresholds that tie, the largest (the fewest rows predicted 1). O(N log N): the counts at every candidate
-    come from one sort; tests/test_metrics.py checks it against trying every candidate.
+    come from one sort; tests/test_statistics.py checks it against trying every candidate.
     """
     probs, labels = probs.detach().double().flatten(), labels.detach().double().flatten()  # (N,), (N,)
     order = torch.argsort(probs, descending=True)
@@ -60,7 +63,10 @@ def choose_threshold(probs: torch.Tensor, labels: torch.Tensor, criterion: str, 
     zero = torch.zeros(1, dtype=probs.dtype)
     true_positives = torch.cat([zero, torch.cumsum(sorted_labels, 0)[last_of_value]])
     false_positives = torch.cat([zero, torch.cumsum(1 - sorted_labels, 0)[last_of_value]])
-    above_all = torch.nextafter(sorted_probs[:1], torch.full((1,), 2.0, dtype=probs.dtype)).clamp(max=1.0)
+    # The next float32 above the top probability: above it in float32 too, where the model's threshold buffer keeps
+    # it (float64's next number would round back to the top probability there, and predict its rows 1).
+    top = sorted_probs[:1].float()
+    above_all = torch.nextafter(top, torch.full_like(top, 2.0)).double().clamp(max=1.0)
     candidates = torch.cat([above_all, sorted_probs[last_of_value]])  # descending
     positives, negatives = labels.sum(), len(labels) - labels.sum()
     false_negatives = positives - true_positives

@@ -19,7 +19,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Checkpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
@@ -83,7 +83,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         metrics[f"cv/val/{name}"] = mean
         metrics[f"cv/val/{name}_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / (folds - 1))
     if cfg.cv.refit:  # the chosen settings on every non-test row, scored once on the held-out rows
-        refit = fit_and_test(cfg, run_dir, run_dir / "refit", val_fraction=0.0)
+        refit = fit_and_test(refit_config(cfg, per_fold), run_dir, run_dir / "refit", val_fraction=0.0)
         metrics |= {name: value for name, value in refit.items() if name.startswith(("train/", "test/"))}
     metrics = {name: metrics[name] for name in sorted(metrics)}
     logger = build_logger(cfg, run_dir, run_dir)
@@ -91,6 +91,21 @@ def cross_validate(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if process_rank() == 0:
         report(metrics, run_dir, None, None, "cv")
     return metrics
+
+
+def refit_config(cfg: DictConfig, per_fold: list[dict[str, float]]) -> DictConfig:
+    """The config of the refit after cross-validation: it has no validation rows, so the callbacks that watch a
+    validation metric (the best checkpoint, early stopping) are left out (it trains its epochs and keeps last.ckpt),
+    and a threshold tuned on validation rows is the mean of the folds' tuned thresholds."""
+    refit = cfg.copy()
+    with open_dict(refit):
+        for name, callback in (cfg.get("callbacks") or {}).items():
+            if callback is not None and str(callback.get("monitor") or "").startswith("val/"):
+                refit.callbacks[name] = None
+        if cfg.model.tune_threshold:
+            refit.model.threshold = sum(fold["threshold"] for fold in per_fold) / len(per_fold)
+            refit.model.tune_threshold = None
+    return refit
 
 
 # ---------------------------------------------------------------------------------------------------- building
