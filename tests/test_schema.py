@@ -363,3 +363,25 @@ def test_the_package_checks_its_arguments_with_the_same_schema():
     with pytest.raises(ConfigError, match=r"^model\.threshold=1\.0: expected a probability"):
         LogisticRegression(3, threshold=1.0)
     assert torch.is_tensor(LogisticRegression(3).threshold)
+
+
+@pytest.mark.parametrize(
+    "options, target",
+    [
+        ("logreg.data.DataOptions", "logreg.data.TabularDataModule"),
+        ("logreg.data.CSVDataOptions", "logreg.data.CSVDataModule"),
+        ("logreg.model.ModelOptions", "logreg.model.LogisticRegression"),
+    ],
+)
+def test_the_typed_options_of_a_module_are_its_constructors_arguments(options, target):
+    built = get_class(target)
+    arguments = parameters(built.__init__)
+    if "split_options" in arguments:
+        arguments |= parameters(get_class("logreg.data.TabularDataModule").__init__)
+    arguments = set(arguments) - {"split_options", "test_split"}  # test_split: a deprecated name, kept as test_on
+
+    assert set(inspect.get_annotations(get_class(options))) | _inherited(get_class(options)) == arguments
+
+
+def _inherited(protocol) -> set:
+    return {name for base in protocol.__mro__[1:] for name in getattr(base, "__annotations__", {})}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from logreg.sweep import group_by_seed, rank
+from logreg.sweep import group_by_seed, rank, read_trials
 
 pytestmark = pytest.mark.slow
 
@@ -51,33 +51,82 @@ def sweep(tmp_path, tiny_csv, *overrides, expect_ok=True, name="sweep", columns=
         return result, list(csv.DictReader(file))
 
 
-def test_grid_sweep_runs_every_combination_in_its_own_named_folder(tmp_path, tiny_csv):
-    _, rows = sweep(tmp_path, tiny_csv, "lr=0.01,1", "optimizer=sgd,adam")
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """One grid sweep for several tests: 2 learning rates x 2 seeds on the tiny CSV, on a 60-column terminal."""
+    from conftest import make_table, write_table
 
-    assert sorted(swept(row) for row in rows) == [
-        "lr=0.01 optimizer=adam",
-        "lr=0.01 optimizer=sgd",
-        "lr=1 optimizer=adam",
-        "lr=1 optimizer=sgd",
-    ]
-    folders = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir() and not p.name.startswith("."))
+    folder = tmp_path_factory.mktemp("grid")
+    tiny = write_table(folder / "tiny.csv", *make_table())
+    result, rows = sweep(folder, tiny, "lr=0.01,1", "seed=1,2", columns=60)
+    return folder / "sweep", result, rows
+
+
+def test_grid_sweep_runs_every_combination_in_its_own_named_folder(grid):
+    sweep_dir, _, rows = grid
+
+    assert sorted(swept(row) for row in rows) == ["lr=0.01 seed=1", "lr=0.01 seed=2", "lr=1 seed=1", "lr=1 seed=2"]
+    folders = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert folders == [
-        f"{n}_data=csv,epochs=2,lr={lr},optimizer={opt}"  # data.path is left out: it would nest folders
-        for n, (lr, opt) in enumerate([("0.01", "sgd"), ("0.01", "adam"), ("1", "sgd"), ("1", "adam")])
+        f"{n}_data=csv,epochs=2,lr={lr},seed={seed}"  # data.path is left out: it would nest folders
+        for n, (lr, seed) in enumerate([("0.01", 1), ("0.01", 2), ("1", 1), ("1", 2)])
     ]
     for folder in folders:  # each trial is its own TensorBoard run, named by its overrides
-        assert list((tmp_path / "sweep" / folder).glob("events.out.tfevents.*")), folder
+        assert list((sweep_dir / folder).glob("events.out.tfevents.*")), folder
 
 
-def test_summary_lists_every_trial_best_validation_loss_first(tmp_path, tiny_csv):
-    _, rows = sweep(tmp_path, tiny_csv, "lr=0.01,0.1,1")
+def test_summary_lists_every_trial_best_validation_loss_first(grid):
+    sweep_dir, _, rows = grid
 
     losses = [float(row["val/loss"]) for row in rows]
-    assert losses == sorted(losses) and len(losses) == 3
-    assert [row["rank"] for row in rows] == ["1", "2", "3"] and {row["status"] for row in rows} == {"ok"}
-    assert all((tmp_path / "sweep" / row["run_dir"].split("/sweep/")[-1] / "metrics.json").is_file() for row in rows)
-    header = (tmp_path / "sweep" / "summary.md").read_text().splitlines()[0]
+    assert losses == sorted(losses) and len(losses) == 4
+    assert [row["rank"] for row in rows] == ["1", "2", "3", "4"] and {row["status"] for row in rows} == {"ok"}
+    assert all((sweep_dir / row["run_dir"].split("/sweep/")[-1] / "metrics.json").is_file() for row in rows)
+    header = (sweep_dir / "summary.md").read_text().splitlines()[0]
     assert header.startswith("| rank | trial | status | overrides | val/loss |")
+
+
+def test_trials_that_differ_only_by_seed_are_grouped_with_mean_std_and_count(grid):
+    sweep_dir, result, rows = grid
+
+    with (sweep_dir / "summary_by_seed.csv").open() as file:
+        groups = {row["overrides"].split()[-1]: row for row in csv.DictReader(file)}
+    assert set(groups) == {"lr=0.01", "lr=1"}
+    for lr, group in groups.items():
+        losses = [float(row["val/loss"]) for row in rows if lr in row["overrides"].split()]
+        assert int(group["count"]) == 2 and float(group["val/loss"]) == pytest.approx(sum(losses) / 2, abs=1e-6)
+        assert float(group["val/loss_std"]) == pytest.approx(abs(losses[0] - losses[1]) / 2**0.5, abs=1e-6)
+    assert "Trials that differ only by seed" in result.stdout
+
+
+def test_the_printed_summary_fits_a_narrow_terminal_and_names_the_csv(grid):
+    _, result, rows = grid
+
+    table = result.stdout[result.stdout.index("Sweep summary") :]
+    assert max(len(line) for line in table.splitlines()) <= 60
+    assert "summary.csv" in table.replace("\n", "").replace(" ", "")
+    assert all(str(row["trial"]) in table for row in rows)
+
+
+def test_the_summary_table_shows_as_many_metric_columns_as_the_width_allows(grid):
+    from rich.console import Console
+
+    from logreg.sweep import SHOWN_METRICS, print_summary
+
+    sweep_dir, _, _ = grid
+    rows = rank(read_trials(sweep_dir), "val/loss", "minimize")
+    shown = {}
+    for width in (50, 80, 120, 200):
+        console = Console(width=width)
+        with console.capture() as captured:
+            print_summary(rows, sweep_dir, "val/loss", console=console)
+        text = captured.get()
+        assert max(len(line) for line in text.splitlines()) <= width
+        shown[width] = [name for name in SHOWN_METRICS if name in text]
+
+    counts = [len(names) for names in shown.values()]
+    assert counts == sorted(counts) and counts[0] < counts[-1]  # more room, more columns
+    assert shown[200] == [name for name in SHOWN_METRICS if name in rows[0]]  # at 200 columns, every one there is
 
 
 def test_a_failing_trial_is_listed_as_failed_and_the_others_keep_their_results(tmp_path, tiny_csv):
@@ -91,21 +140,6 @@ def test_a_failing_trial_is_listed_as_failed_and_the_others_keep_their_results(t
     assert float(by_lr["lr=0.1"]["val/loss"]) > 0
 
 
-def test_trials_that_differ_only_by_seed_are_grouped_with_mean_std_and_count(tmp_path, tiny_csv):
-    result, rows = sweep(tmp_path, tiny_csv, "lr=0.1,1", "seed=1,2,3", columns=200)
-
-    with (tmp_path / "sweep" / "summary_by_seed.csv").open() as file:
-        groups = {row["overrides"].split()[-1]: row for row in csv.DictReader(file)}
-    assert len(rows) == 6 and set(groups) == {"lr=0.1", "lr=1"}
-    for lr, group in groups.items():
-        losses = [float(row["val/loss"]) for row in rows if lr in row["overrides"].split()]
-        mean = sum(losses) / 3
-        assert int(group["count"]) == 3 and float(group["val/loss"]) == pytest.approx(mean, abs=1e-6)
-        std = (sum((x - mean) ** 2 for x in losses) / 2) ** 0.5
-        assert float(group["val/loss_std"]) == pytest.approx(std, abs=1e-6)
-    assert "Trials that differ only by seed" in result.stdout
-
-
 def test_seed_groups_leave_out_single_trials_and_failed_ones():
     rows = [
         {"trial": 0, "status": "ok", "overrides": "lr=1 seed=1", "val/loss": 0.5},
@@ -114,16 +148,6 @@ def test_seed_groups_leave_out_single_trials_and_failed_ones():
     ]
 
     assert group_by_seed(rows) == []
-
-
-@pytest.mark.parametrize("columns", [60, 200])
-def test_the_printed_summary_fits_the_terminal_and_names_the_csv(tmp_path, tiny_csv, columns):
-    result, rows = sweep(tmp_path, tiny_csv, "lr=0.01,1", "optimizer=sgd,adam", columns=columns)
-
-    table = result.stdout[result.stdout.index("Sweep summary") :]
-    assert max(len(line) for line in table.splitlines()) <= columns
-    assert "summary.csv" in table.replace("\n", "").replace(" ", "")
-    assert all(str(row["trial"]) in table for row in rows)
 
 
 def test_optuna_sweep_is_seeded_optimizes_val_loss_and_agrees_with_the_summary(tmp_path, tiny_csv):
@@ -176,7 +200,8 @@ def test_two_optuna_workers_on_one_study_run_distinct_trials_and_each_summary_li
     for n in (1, 2):
         with (tmp_path / f"worker{n}" / "summary.csv").open() as file:
             assert len([row for row in csv.DictReader(file) if row["status"] == "ok"]) == 3
-    assert "alembic" not in "".join(outputs) and "Traceback" not in "".join(outputs)
+    printed = "".join(outputs)
+    assert "alembic" not in printed and "Deprecated API" not in printed and "Traceback" not in printed
 
 
 def test_submitit_local_launcher_runs_each_trial_as_a_job(tmp_path, tiny_csv):

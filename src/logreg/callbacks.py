@@ -60,7 +60,9 @@ class LastCheckpoint(Checkpoint):
             self._write(trainer)
 
     def _write(self, trainer: L.Trainer) -> None:
-        if trainer.fast_dev_run or trainer.sanity_checking:
+        # Trainer.fast_dev_run is set outside the class (trainer/setup.py), so Lightning's types do not declare it
+        fast_dev_run = trainer.fast_dev_run  # type: ignore[attr-defined]
+        if fast_dev_run or trainer.sanity_checking:
             return
         trainer.save_checkpoint(self.path)  # every process takes part; rank zero writes
         self._written_at, self._written_step = time.monotonic(), trainer.global_step

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import lightning as L
 import numpy as np
@@ -21,6 +22,34 @@ from logreg.fetch import fetch
 from logreg.schema import CSVDataConfig, DataConfig, check_arguments
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.table import Table, read_labeled_csv
+
+
+class DataOptions(Protocol):
+    """The split and serving options as the DataModule keeps them (`TabularDataModule.options`)."""
+
+    val_fraction: float
+    test_fraction: float
+    batch_size: int | None
+    batches_per_step: int
+    shuffle: bool
+    standardize: bool
+    seed: int
+    test_on: str
+    move_to_device: bool
+    folds: int
+    fold: int
+
+
+class CSVDataOptions(DataOptions, Protocol):
+    """`CSVDataModule.options`: the split and serving options, and where the CSV is and how to read it."""
+
+    path: str
+    data_dir: str
+    url: str | None
+    sha256: str | None
+    header: bool | None
+    label_column: int | str
+    encoding: str
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -78,6 +107,12 @@ class TabularDataModule(L.LightningDataModule):
         """Return the whole table, in its source's row order."""
         raise NotImplementedError
 
+    @property
+    def options(self) -> DataOptions:
+        """The constructor's arguments, typed: `save_hyperparameters` keeps them in `hparams`, an AttributeDict (its
+        keys read as attributes), which Lightning types as a plain MutableMapping."""
+        return cast(DataOptions, self.hparams)
+
     # ------------------------------------------------------------------------------------------ the public surface
 
     def load(self) -> Table:
@@ -85,7 +120,7 @@ class TabularDataModule(L.LightningDataModule):
         if self._table is not None:
             return self._table
         table = self.read()
-        options = self.hparams
+        options = self.options
         fractions = {"train": 1.0, "val": options.val_fraction, "test": options.test_fraction}
         rows = stratified_split(
             table.labels, 0.0 if options.folds else options.val_fraction, options.test_fraction, options.seed
@@ -143,7 +178,7 @@ class TabularDataModule(L.LightningDataModule):
     def scaler(self) -> tuple[list[float], list[float]] | None:
         """Mean and standard deviation (F,) of the training rows' features when standardizing, else None. A constant
         feature gets std 1, so it stays as it is."""
-        if not self.hparams.standardize:
+        if not self.options.standardize:
             return None
         features = self.table.features[self.split_rows("train")].astype(np.float64)
         mean, std = features.mean(axis=0), features.std(axis=0, ddof=1) if len(features) > 1 else np.ones(1)
@@ -177,15 +212,15 @@ class TabularDataModule(L.LightningDataModule):
         features, labels = torch.from_numpy(table.features), torch.from_numpy(table.labels)
         if self.trainer is not None and str(self.trainer.precision).startswith("64"):  # once, not at every step
             features, labels = features.double(), labels.double()
-        if self.hparams.move_to_device and device.type != "cpu" and self._fits_on(device, features, labels):
+        if self.options.move_to_device and device.type != "cpu" and self._fits_on(device, features, labels):
             features, labels = features.to(device), labels.to(device)
         for split in SPLITS:
             index = self._split_rows[split]
             if len(index) == len(labels):  # every row (lab 5 trains on all): a view, no copy
                 self._split_tensors[split] = (features, labels)
             else:
-                index = torch.from_numpy(index).to(features.device)
-                self._split_tensors[split] = (features[index], labels[index])
+                index_tensor = torch.from_numpy(index).to(features.device)
+                self._split_tensors[split] = (features[index_tensor], labels[index_tensor])
 
     @staticmethod
     def _fits_on(device: torch.device, features: torch.Tensor, labels: torch.Tensor) -> bool:
@@ -196,13 +231,13 @@ class TabularDataModule(L.LightningDataModule):
 
     def _sampler(self, split: str, train: bool) -> ShardSampler:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        minibatches = train and self.hparams.batch_size is not None
+        minibatches = train and self.options.batch_size is not None
         # Mini-batches: the processes share each batch of the epoch's order (DDP gives one process's numbers); full
         # batch and evaluation: each takes a block of rows, as views.
         return ShardSampler(
             len(self.rows(split)[1]),
-            minibatches and self.hparams.shuffle,
-            self.hparams.seed,
+            minibatches and self.options.shuffle,
+            self.options.seed,
             rank,
             world_size,
             pad=train,
@@ -215,8 +250,8 @@ class TabularDataModule(L.LightningDataModule):
         return TrainingChunks(
             *self.rows("train"),
             self._sampler("train", train=True),
-            self.hparams.batch_size,
-            self.hparams.batches_per_step,
+            self.options.batch_size,
+            self.options.batches_per_step,
         )
 
     def _evaluation(self, split: str) -> EvaluationBlocks | list:
@@ -228,10 +263,10 @@ class TabularDataModule(L.LightningDataModule):
         return self._evaluation("val")
 
     def test_dataloader(self) -> EvaluationBlocks | list:
-        return self._evaluation(self.hparams.test_on)
+        return self._evaluation(self.options.test_on)
 
     def predict_dataloader(self) -> EvaluationBlocks | list:
-        return self._evaluation(self.hparams.test_on)
+        return self._evaluation(self.options.test_on)
 
 
 class CSVDataModule(TabularDataModule):
@@ -258,16 +293,21 @@ class CSVDataModule(TabularDataModule):
         header: bool | None = None,
         label_column: int | str = -1,
         encoding: str = "utf-8",
-        **split_options,
+        **split_options: Any,
     ):
         arguments = {key: value for key, value in locals().items() if key in CSVDataConfig.__dataclass_fields__}
         check_arguments(CSVDataConfig, arguments, "data.")
         super().__init__(**split_options)
         self._local_file: Path | None = None  # fetched and verified once per process
 
+    @property
+    def options(self) -> CSVDataOptions:
+        """The constructor's arguments (this class's and `TabularDataModule`'s), typed."""
+        return cast(CSVDataOptions, self.hparams)
+
     def local_file(self) -> Path:
         if self._local_file is None:
-            options = self.hparams
+            options = self.options
             self._local_file = fetch(options.path, options.data_dir, options.url, options.sha256)
         return self._local_file
 
@@ -275,7 +315,7 @@ class CSVDataModule(TabularDataModule):
         self.local_file()
 
     def read(self) -> Table:
-        options = self.hparams
+        options = self.options
         return read_labeled_csv(self.local_file(), options.header, options.label_column, options.encoding)
 
 

@@ -51,7 +51,8 @@ def find_user_error(error: BaseException | None) -> UserError | None:
     return error
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
+    """`text` (a message, or an error: its message) on one line, runs of whitespace made one space."""
     return " ".join(str(text).split())
 
 
@@ -98,7 +99,7 @@ def _omegaconf_message(error: Any, context: str) -> str:
     if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and schema is not None and key:
         import dataclasses
 
-        if dataclasses.is_dataclass(schema):
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):  # OmegaConf gives the class
             fields = ", ".join(sorted(f.name for f in dataclasses.fields(schema)))
             return f"{key}: no such key; {schema.__name__} has: {fields}"
     if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and key:

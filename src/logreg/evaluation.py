@@ -14,13 +14,14 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from logreg.checkpoints import AtomicCheckpointIO, datamodule_from_checkpoint, model_from_checkpoint
 from logreg.errors import ConfigError, DataError
 from logreg.plots import EvaluationPlots
 from logreg.quiet import quiet_third_parties
 from logreg.report import confusion_matrix, record_run, report, report_confusion_matrix
+from logreg.schema import as_dict
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -32,11 +33,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     checkpoint = checkpoint_io.read(cfg.ckpt_path)
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
-    changes = {key: value for key, value in OmegaConf.to_container(cfg.data).items() if value is not None}
+    changes = {key: value for key, value in as_dict(cfg.data).items() if value is not None}
     if cfg.split:
         changes["test_on"] = cfg.split
     datamodule, spec = datamodule_from_checkpoint(checkpoint, cfg.ckpt_path, **changes)
-    split = datamodule.hparams.test_on
+    split = datamodule.options.test_on
     difference = datamodule.table.differences(spec) if spec else None
     if difference and not cfg.allow_changed_data:
         raise DataError(
@@ -63,7 +64,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     record_run(trainer.loggers, {"ckpt_path": str(cfg.ckpt_path), "split": split}, metrics)
-    probs, labels = model.outputs("test")
+    outputs = model.outputs("test")
+    assert outputs is not None, "trainer.test scored the split's rows, which are not empty"
+    probs, labels = outputs
     matrix = confusion_matrix(probs.numpy(), labels.numpy(), model.decision_threshold())
     if trainer.is_global_zero:
         folder = Path(HydraConfig.get().runtime.output_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,12 @@ from logreg.outputs import write_output
 
 class Predictor(nn.Module):
     """features (B, F) float32 -> probabilities of class 1 (B,) and predictions (B,): sigmoid(features . w + b)."""
+
+    if TYPE_CHECKING:  # the buffers __init__ registers, for the type checker (nn.Module's attribute lookup is untyped);
+        # not at run time, where TorchScript would read these annotations (as strings it cannot resolve)
+        weight: torch.Tensor
+        bias: torch.Tensor
+        threshold: torch.Tensor
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, threshold: float):
         super().__init__()
@@ -52,7 +59,7 @@ def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> None:
             f"format=onnx needs the onnx and onnxscript packages ({error.name} is not installed): "
             "pip install 'logreg[export]', or export with format=torchscript, which needs nothing more"
         ) from error
-    example = torch.zeros(2, model.hparams.n_features)  # (batch, F)
+    example = torch.zeros(2, model.options.n_features)  # (batch, F)
     torch.onnx.export(
         Predictor.from_model(model),
         (example,),
@@ -101,6 +108,6 @@ def export(cfg: DictConfig) -> Path:
     output = Path(cfg.output or Path(cfg.ckpt_path).with_suffix(suffix))
     with write_output(output, inputs=[cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=same_kind) as partial:
         write(model, partial)
-    n_features = model.hparams.n_features
+    n_features = model.options.n_features
     print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability, prediction (batch,)")
     return output

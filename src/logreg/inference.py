@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -302,7 +303,7 @@ def _check_data(
     return x, y, np.append(w, b)
 
 
-def _float64(name: str, value) -> np.ndarray:
+def _float64(name: str, value: Any) -> np.ndarray:
     """`value` (an array, a tensor, a number) as a float64 array, or a DataError naming the argument."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()

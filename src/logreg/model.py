@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import CatMetric
 
 from logreg.errors import ConfigError, TrainingDiverged
@@ -38,6 +40,21 @@ TORCH_SCHEDULERS = {
 }
 
 
+class ModelOptions(Protocol):
+    """The constructor's arguments as the module keeps them (`LogisticRegression.options`)."""
+
+    n_features: int
+    optimizer: dict[str, Any]
+    threshold: float  # as constructed; the decision threshold in use is the `threshold` buffer
+    tune_threshold: str | None
+    cost_ratio: float
+    pos_weight: float
+    gradient: str
+    scheduler: dict[str, Any] | None
+    feature_mean: list[float] | None
+    feature_std: list[float] | None
+
+
 class LogisticRegression(L.LightningModule):
     """p(y=1 | x) = sigmoid(w . (x - mean) / std + b), trained by minimizing the mean binary cross-entropy.
 
@@ -55,6 +72,12 @@ class LogisticRegression(L.LightningModule):
         feature_mean, feature_std: (F,) the scaler fitted on the training rows, or None (features as given). Folded
             into the weights, so raw rows go in everywhere (checkpoints, exports).
     """
+
+    if TYPE_CHECKING:  # the buffers __init__ registers, for the type checker (nn.Module's attribute lookup is untyped);
+        # not at run time, where TorchScript (LightningModule.to_torchscript) would read these annotations
+        feature_mean: torch.Tensor
+        feature_std: torch.Tensor
+        threshold: torch.Tensor
 
     def __init__(
         self,
@@ -113,6 +136,12 @@ class LogisticRegression(L.LightningModule):
         if arguments["feature_std"] is not None and min(arguments["feature_std"]) <= 0:
             raise ConfigError("model.feature_std: expected numbers > 0")
 
+    @property
+    def options(self) -> ModelOptions:
+        """The constructor's arguments, typed: `save_hyperparameters` keeps them in `hparams`, an AttributeDict (its
+        keys read as attributes), which Lightning types as a plain MutableMapping."""
+        return cast(ModelOptions, self.hparams)
+
     # --------------------------------------------------------------------------------------------------- the model
 
     def folded_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,12 +170,13 @@ class LogisticRegression(L.LightningModule):
         correct predictions to this epoch's sums (once per step: L-BFGS evaluates the closure several times), and
         returns the mean loss. What holds for a whole Lightning step (the options, the process count, the weights'
         storage) is looked up here, once, not per update: at 64 rows an update is a few dozen microseconds."""
-        pos_weight, threshold = float(self.hparams.pos_weight), float(self.threshold)
+        pos_weight, threshold = float(self.options.pos_weight), float(self.threshold)
         distributed = self.trainer.world_size > 1
         identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
         weight, bias = self.linear.weight, self.linear.bias  # (1, F), (1,): the parameters, for .grad
         # The parameters' storage, untracked by autograd (the optimizer updates it in place): (F,) and ()
         current_weight, current_bias = weight.detach().view(-1), bias.detach().view(())
+        assert self._epoch_sums is not None, "training_step sets the epoch's sums before its updates"
         loss_sum, correct = self._epoch_sums
         first_evaluation = [True]
 
@@ -170,7 +200,7 @@ class LogisticRegression(L.LightningModule):
             grad_weight = (result.weight - result.bias * self.feature_mean) / self.feature_std  # dz/dw = (x - mean)/std
             return result.loss_sum, result.correct, grad_weight, result.bias
 
-        gradient = autograd if self.hparams.gradient == "autograd" else analytic
+        gradient = autograd if self.options.gradient == "autograd" else analytic
 
         def update(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             batch_loss_sum, batch_correct, grad_weight, grad_bias = gradient(features, labels)
@@ -202,7 +232,8 @@ class LogisticRegression(L.LightningModule):
                 torch.zeros((), dtype=torch.int64, device=device),
             )
             self._epoch_rows = 0
-        closure_for, optimizer = self._update(), self.optimizers()
+        # configure_optimizers returns one optimizer, so Lightning gives it alone (not a list)
+        closure_for, optimizer = self._update(), cast(LightningOptimizer, self.optimizers())
         for features, labels in minibatches(chunk):
             optimizer.step(closure=closure_for(features, labels))
         self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
@@ -232,7 +263,7 @@ class LogisticRegression(L.LightningModule):
         )
         if bool(torch.isfinite(values).all()):
             return
-        optimizer = self.hparams.optimizer
+        optimizer = self.options.optimizer
         raise TrainingDiverged(
             f"the loss or the weights became NaN or infinite during epoch {self.current_epoch}; the learning rate "
             f"(lr={optimizer.get('lr')}, optimizer {optimizer.get('name')}) is the likely cause, or features too "
@@ -242,22 +273,23 @@ class LogisticRegression(L.LightningModule):
 
     def _step_scheduler(self) -> None:
         """Once per epoch, before the epoch's checkpoint is written (so a resumed run steps as an uninterrupted one)."""
-        scheduler = self.lr_schedulers()
-        if scheduler is None:
+        # configure_optimizers returns a scheduler exactly when the options name one, and never a list of them
+        scheduler, options = cast("LRScheduler | None", self.lr_schedulers()), self.options.scheduler
+        if scheduler is None or options is None:
             return
-        if self.hparams.scheduler["name"] == "plateau":
-            monitor = self.hparams.scheduler["monitor"]
+        if options["name"] == "plateau":
+            monitor = options["monitor"]
             if monitor in self.trainer.callback_metrics:  # not on epochs without validation
-                scheduler.step(self.trainer.callback_metrics[monitor])
+                cast(ReduceLROnPlateau, scheduler).step(self.trainer.callback_metrics[monitor])
         else:
             scheduler.step()
 
     def configure_optimizers(self) -> Any:
-        options = dict(self.hparams.optimizer)
+        options = dict(self.options.optimizer)
         optimizer = TORCH_OPTIMIZERS[options.pop("name")](self.parameters(), **options)
-        if not self.hparams.scheduler:
+        if not self.options.scheduler:
             return optimizer
-        options = dict(self.hparams.scheduler)
+        options = dict(self.options.scheduler)
         name = options.pop("name")
         if name == "plateau":
             monitor = options.pop("monitor")
@@ -285,9 +317,9 @@ class LogisticRegression(L.LightningModule):
         logits, labels = logit_metric.compute().flatten(), label_metric.compute().flatten()  # (N,), (N,)
         logit_metric.reset()
         label_metric.reset()
-        if stage == "val" and self.hparams.tune_threshold and self.trainer.state.fn == "fit":
+        if stage == "val" and self.options.tune_threshold and self.trainer.state.fn == "fit":
             threshold = choose_threshold(
-                torch.sigmoid(logits), labels, self.hparams.tune_threshold, self.hparams.cost_ratio
+                torch.sigmoid(logits), labels, self.options.tune_threshold, self.options.cost_ratio
             )
             self.threshold.fill_(threshold)
             self.log("threshold", threshold)

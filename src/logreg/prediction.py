@@ -31,7 +31,7 @@ def predict(cfg: DictConfig) -> int:
     checkpoint = read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
     data_options = checkpoint.get("datamodule_hyper_parameters", {})
-    n_features = model.hparams.n_features
+    n_features = model.options.n_features
     feature_names = data_spec(checkpoint).get("feature_names") or [f"x{i}" for i in range(1, n_features + 1)]
     features = read_feature_rows(
         cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding

@@ -23,6 +23,11 @@ UPSTREAM_WARNINGS = [
         "every run, a resumed one too, writes into its own new folder by design; the best score restarts there",
     ),
     (
+        r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0",
+        Warning,
+        "optuna 2 (the sweeper's) under the SQLAlchemy 1.4 it needs; the sweep extra pins SQLAlchemy below 2 for it",
+    ),
+    (
         r"You requested to overfit but enabled .* dataloader shuffling",
         UserWarning,
         "Lightning takes any sampler but torch's SequentialSampler for a shuffling one; debug=overfit serves in order",

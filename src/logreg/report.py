@@ -42,7 +42,7 @@ def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> I
     rows = datamodule.split_rows("train")
     with torch.no_grad():
         weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
-    optimizer = model.hparams.optimizer
+    optimizer = model.options.optimizer
     return infer(
         datamodule.table.features[rows],
         datamodule.table.labels[rows],
@@ -50,7 +50,7 @@ def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> I
         float(bias),
         list(datamodule.feature_names),
         weight_decay=float(optimizer.get("weight_decay", 0.0)),
-        pos_weight=float(model.hparams.pos_weight),
+        pos_weight=float(model.options.pos_weight),
     )
 
 

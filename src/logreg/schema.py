@@ -18,9 +18,9 @@ import math
 import os
 import socket
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these annotations at run time
+from typing import Any, Dict, List, Optional, Protocol, cast  # noqa: UP035 - OmegaConf reads these at run time
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -708,6 +708,12 @@ class ExportConfig:
 # -------------------------------------------------------------------------------------------------------- checking
 
 
+def as_dict(node: DictConfig, *, resolve: bool = False) -> dict[str, Any]:
+    """`OmegaConf.to_container(node)` typed as what it is for a mapping node: a dict, keyed by strings in every config
+    of this project (to_container is typed for any node: a list, a string, None)."""
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=resolve))
+
+
 def check_config(cfg: DictConfig, sweep: bool = False) -> None:
     """Refuse the first unknown key, missing value, or value out of range in `cfg` (the task config, Hydra's own
     node aside), with a ConfigError naming the key: `data.val_fraction=1.5: expected a fraction in [0, 1)`.
@@ -727,13 +733,20 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> None:
         _raise_first(typed, typed.sweep_problems(), "")
 
 
+class Checked(Protocol):
+    """A schema dataclass: says what its type annotations cannot (ranges, choices, keys that must agree)."""
+
+    def problems(self) -> Problems: ...
+
+
 def check_arguments(schema: type, values: dict[str, Any], prefix: str) -> None:
     """Refuse constructor arguments as `check_config` refuses config values, with the same schema and messages: the
     package's own boundary, for callers that do not come through a config (notebooks, tests, checkpoints)."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        # An instance of `schema` (to_object is typed for any node): every schema passed here has `problems()`.
+        typed = cast(Checked, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values)))
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", "") or ""
         shown = _show(values.get(key)) if key in values else "?"
@@ -753,14 +766,14 @@ def _check_keys(node: Any, prefix: str) -> None:
         known = {f.name for f in dataclasses.fields(schema)}
         for key in node:
             if key not in known:
-                raise ConfigError(f"{prefix}{key}: no such key; {schema.__name__} has: {', '.join(sorted(known))}")
+                raise ConfigError(f"{prefix}{key!s}: no such key; {schema.__name__} has: {', '.join(sorted(known))}")
     elif prefix == "callbacks.":
         for key in node:
             if node[key] is not None and (not isinstance(node[key], DictConfig) or "_target_" not in node[key]):
-                raise ConfigError(f"callbacks.{key}: expected a callback config with a _target_, or null for none")
+                raise ConfigError(f"callbacks.{key!s}: expected a callback config with a _target_, or null for none")
     for key in node:
         if not OmegaConf.is_missing(node, key):
-            _check_keys(node._get_node(key), f"{prefix}{key}.")
+            _check_keys(node._get_node(key), f"{prefix}{key!s}.")
 
 
 def _check_values(value: Any, prefix: str) -> None:
@@ -829,7 +842,7 @@ for _name, _node in {
     "export": ExportConfig,
 }.items():
     _store.store(group="schema", name=_name, node=_node)
-for _group, _nodes in {
+_groups: dict[str, Mapping[str, type]] = {  # schema group -> option name -> its schema dataclass
     "data": {"csv": CSVDataConfig, "breast_cancer": BreastCancerDataConfig},
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
@@ -842,6 +855,7 @@ for _group, _nodes in {
         "plots": PlotsConfig,
         "target_only": TargetOnlyConfig,
     },
-}.items():
+}
+for _group, _nodes in _groups.items():
     for _name, _node in _nodes.items():
         _store.store(group=f"schema/{_group}", name=_name, node=_node)

@@ -57,8 +57,9 @@ def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
 
     def key(row: dict) -> tuple:
         value = row.get(metric)
-        missing = value is None or math.isnan(value)
-        return (missing, 0.0 if missing else sign * value, row["trial"])
+        if value is None or math.isnan(value):  # no value: ranked after every trial that has one
+            return (True, 0.0, row["trial"])
+        return (False, sign * value, row["trial"])
 
     return sorted(rows, key=key)
 
@@ -133,13 +134,13 @@ def _cell(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value).replace("|", "\\|")
 
 
-def print_summary(rows: list[dict], sweep_dir: Path, metric: str) -> None:
-    """The ranked trials and the seed groups, as tables that fit the terminal: metric columns are dropped from the
-    right until the table fits; summary.csv has them all."""
+def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any = None) -> None:
+    """The ranked trials and the seed groups, as tables that fit the terminal (`console`, by default rich's on
+    stdout): metric columns are dropped from the right until the table fits; summary.csv has them all."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = console or Console()
     metrics = [m for m in dict.fromkeys([metric, *SHOWN_METRICS]) if any(m in row for row in rows)] or [metric]
 
     def table(count: int) -> Table:
@@ -211,6 +212,9 @@ class PrepareStudy(Callback):
             return
         import fcntl
 
+        from logreg.quiet import quiet_third_parties
+
+        quiet_third_parties()  # before optuna's storage is imported: SQLAlchemy warns about optuna 2 at import
         import optuna
 
         lock_path = Path(f"{storage.removeprefix('sqlite:///')}.lock") if storage.startswith("sqlite:///") else None

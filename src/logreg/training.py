@@ -28,7 +28,7 @@ from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
-from logreg.schema import STAGE_METRICS, counts_batches
+from logreg.schema import STAGE_METRICS, as_dict, counts_batches
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -60,7 +60,9 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
         check_resume(checkpoint_io.read(cfg.ckpt_path), cfg.ckpt_path, model)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
-    if datamodule.has_rows(datamodule.hparams.test_on) and not trainer.fast_dev_run:
+    # Trainer.fast_dev_run is set outside the class (trainer/setup.py), so Lightning's types do not declare it
+    fast_dev_run = trainer.fast_dev_run  # type: ignore[attr-defined]
+    if datamodule.has_rows(datamodule.options.test_on) and not fast_dev_run:
         metrics |= trainer.test(model, datamodule=datamodule, verbose=False)[0]
     metrics = {name: metrics[name] for name in sorted(metrics)}
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
@@ -196,7 +198,7 @@ def _trainer_problem(trainer_cfg: DictConfig, message: str) -> str:
                 enable_progress_bar=False,
             )
         except Exception:
-            return f"trainer.{key}={OmegaConf.to_container(trainer_cfg, resolve=True)[key]}: {message}"
+            return f"trainer.{key!s}={as_dict(trainer_cfg, resolve=True)[str(key)]}: {message}"
     return f"trainer: {message}"
 
 
@@ -233,9 +235,9 @@ def moved(node: DictConfig, run_dir: Path, folder: Path) -> DictConfig:
 def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None:
     """Refuse, before fitting, a checkpoint whose model does not fit this run's (e.g. another number of features)."""
     trained = checkpoint.get("hyper_parameters", {}).get("n_features")
-    if trained != model.hparams.n_features:
+    if trained != model.options.n_features:
         raise CheckpointError(
-            f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.hparams.n_features}; "
+            f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.options.n_features}; "
             "resume with the data it was trained on"
         )
 
@@ -246,11 +248,11 @@ def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None
 def flat_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     """The knobs a user set, flat: what TensorBoard's HPARAMS tab compares runs by."""
     options = {"seed": cfg.seed, "epochs": cfg.trainer.max_epochs}
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model = as_dict(cfg.model, resolve=True)
     options |= {f"model.{k}": v for k, v in model.items() if k not in ("_target_", "optimizer", "scheduler")}
     options |= {f"optimizer.{k}": v for k, v in (model.get("optimizer") or {}).items()}
     options |= {f"scheduler.{k}": v for k, v in (model.get("scheduler") or {}).items()}
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = as_dict(cfg.data, resolve=True)
     options |= {f"data.{k}": v for k, v in data.items() if k not in ("_target_", "data_dir", "url", "sha256")}
     return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in options.items()}
 
@@ -258,10 +260,10 @@ def flat_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
 def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: TabularDataModule) -> dict[str, Any]:
     """This run's knobs, and what the data decided (the class weight, the fold, the decision threshold)."""
     options = flat_hyperparameters(cfg)
-    options["model.pos_weight"] = float(model.hparams.pos_weight)
+    options["model.pos_weight"] = float(model.options.pos_weight)
     options["model.threshold"] = model.decision_threshold()
-    if datamodule.hparams.folds:
-        options["data.fold"] = datamodule.hparams.fold
+    if datamodule.options.folds:
+        options["data.fold"] = datamodule.options.fold
     return options
 
 
