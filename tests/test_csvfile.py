@@ -49,7 +49,8 @@ def test_values_are_float64_parses_cast_to_float32(tmp_path):
 
     expected = np.array([[np.float32(float(text)) for text in row] for row in texts], dtype=np.float32)
     np.testing.assert_array_equal(table.values, expected)
-    assert table.values.dtype == np.float32 and table.values.flags.c_contiguous and table.values.shape == (300, 4)
+    assert table.values.dtype == np.float32 and table.values.shape == (300, 4)
+    assert table.values.flags.f_contiguous  # column-major: what the model's matrix-vector products read fastest
     assert table.names == ["x1", "x2", "x3", "x4"] and not table.has_header and table.path == path
 
 

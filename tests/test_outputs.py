@@ -187,8 +187,8 @@ def test_a_failed_write_leaves_no_file_and_the_earlier_output_intact(tmp_path):
 
 
 @pytest.mark.slow
-def test_predict_never_writes_over_its_input_or_its_checkpoint(tiny_csv, tmp_path):
-    assert train_into(tmp_path / "run", tiny_csv, tmp_path).returncode == 0
+def test_predict_never_writes_over_its_input_or_its_checkpoint(run, tiny_csv, tmp_path):
+    run("data=csv", f"data.path={tiny_csv}", "epochs=1", "logger=none", run_dir=tmp_path / "run")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     rows = tmp_path / "rows.csv"
     np.savetxt(rows, make_table(n_rows=5)[0], delimiter=",")

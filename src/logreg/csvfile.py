@@ -173,7 +173,8 @@ def _parse(path: Path, compression: str | None, encoding: str, names: list[str],
         table = pacsv.read_csv(stream, read_options, parse_options, convert_options)
     if table.num_columns != len(names):
         raise _Unusable(f"pyarrow found {table.num_columns} columns, expected {len(names)}")
-    values = np.empty((table.num_rows, len(names)), dtype=np.float32)  # (N, C)
+    # (N, C), column-major: each column is written in one stretch, and the model reads features column by column
+    values = np.empty((table.num_rows, len(names)), dtype=np.float32, order="F")
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf, refused just below
         for column, chunked in enumerate(table.columns):
             if chunked.null_count:

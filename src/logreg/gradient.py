@@ -41,13 +41,15 @@ def _block(
     logits = torch.addmv(bias, rows, weight)  # (n,)
     probs = torch.sigmoid(logits)
     if pos_weight == 1.0:
-        residuals = (probs - labels).mul_(scale)
+        residuals = probs - labels
         # sum of softplus(z) - y z, where softplus(z) = log(1 + e^z) is computed stably for any z
         loss_sum = F.softplus(logits).sum() - torch.dot(labels, logits)
     else:
-        residuals = ((1 - labels) * probs - pos_weight * labels * (1 - probs)).mul_(scale)
+        residuals = (1 - labels) * probs - pos_weight * labels * (1 - probs)
         loss_sum = torch.dot(F.softplus(logits), 1 + (pos_weight - 1) * labels) - pos_weight * torch.dot(labels, logits)
-    correct = (probs >= threshold).eq(labels).sum()
+    correct = torch.count_nonzero((probs >= threshold) == labels.bool())  # on booleans: faster than on the floats
+    if scale != 1.0:
+        residuals.mul_(scale)
     return loss_sum, correct, torch.mv(rows.T, residuals), residuals.sum()
 
 
@@ -73,18 +75,11 @@ def bce_gradient(
         return BatchGradient(*_block(features, labels, weight, bias, pos_weight, threshold, 1 / n_rows))
     loss_sum, correct = torch.zeros_like(bias), torch.zeros((), dtype=torch.int64, device=labels.device)
     grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
-    for start in range(0, n_rows, BLOCK_ROWS):  # one cache-sized block after the other
-        block = _block(
-            features[start : start + BLOCK_ROWS],
-            labels[start : start + BLOCK_ROWS],
-            weight,
-            bias,
-            pos_weight,
-            threshold,
-            1 / n_rows,
-        )
+    for start in range(0, n_rows, BLOCK_ROWS):  # one cache-sized block after the other; sums, divided once at the end
+        stop = start + BLOCK_ROWS
+        block = _block(features[start:stop], labels[start:stop], weight, bias, pos_weight, threshold, 1.0)
         loss_sum += block[0]
         correct += block[1]
         grad_weight += block[2]
         grad_bias += block[3]
-    return BatchGradient(loss_sum, correct, grad_weight, grad_bias)
+    return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows)

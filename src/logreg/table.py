@@ -21,7 +21,7 @@ from logreg.errors import DataError
 class Table:
     """Rows of a binary classification problem, in file order."""
 
-    features: np.ndarray  # (N, F) float32, finite
+    features: np.ndarray  # (N, F) float32, finite (column-major from the CSV reader; any layout works)
     labels: np.ndarray  # (N,) float32 in {0, 1}
     feature_names: list[str] = field(default_factory=list)  # F names: the header's, or x1..xF
 
@@ -84,7 +84,7 @@ def read_labeled_csv(
         raise DataError(f"{path}: {problem}")
     feature_columns = [i for i in range(len(numbers.names)) if i != label_index]
     return Table(
-        features=np.ascontiguousarray(numbers.values[:, feature_columns]),
+        features=np.asfortranarray(numbers.values[:, feature_columns]),  # column-major, as the reader gives it
         labels=np.ascontiguousarray(numbers.values[:, label_index]),
         feature_names=[numbers.names[i] for i in feature_columns],
     )
