@@ -4,7 +4,8 @@
     python benchmarks/bench_csv.py --rows 100000    # smaller
 
 Writes the file into a temporary folder (8 uniform features with 6 to 9 significant digits and a 0/1 label, no
-header), reads it with both readers in this one process, median of 3 each, and prints the times and their ratio.
+header), reads it with both readers in this one process, median of 3 each after one untimed read, and prints the
+times and their ratio; then the first read of a fresh process, as a run reads its data (median of 3 processes each).
 Also prints, for information, the new reader on one thread (pyarrow's gain grows with cores), on a gzip copy, and
 the time it takes to name a bad cell on the file's last line (its slow path). Ratios compare numbers measured in
 this run only; nothing is asserted.
@@ -19,12 +20,15 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from logreg.csvfile import read_numbers
 from logreg.errors import DataError
@@ -70,6 +74,9 @@ def old_read_table(path: str | os.PathLike, header: bool | None = None) -> tuple
 
 # ---------------------------------------------------------------------------------------------------- the bench
 
+ENGINE_ONLY = pacsv.ReadOptions(autogenerate_column_names=True)  # the parse alone: no checks, no float32 table
+FLOAT64 = pacsv.ConvertOptions(default_column_type=pa.float64())
+
 
 def write_csv(path: Path, rows: int, seed: int = 0) -> None:
     """rows x 9: 8 features in [-1, 1) with 6 to 9 significant digits each, then a 0/1 label; no header."""
@@ -87,12 +94,28 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def median_time(read, repeats: int) -> tuple[float, object]:
-    times, result = [], None
+    """The median time of `repeats` calls, after one untimed call (pyarrow's first read in a process also starts its
+    thread and memory pools: printed apart, as `first_read_time`)."""
+    result = read()
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         result = read()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def first_read_time(path: Path, reader: str, repeats: int) -> float:
+    """The median, over `repeats` fresh processes, of a process's first read of `path` (the imports not counted)."""
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[2])\n"
+        "from bench_csv import old_read_table; from logreg.csvfile import read_numbers\n"
+        f"start = time.perf_counter(); {reader}(sys.argv[1]); print(time.perf_counter() - start)"
+    )
+    here = str(Path(__file__).parent)
+    runs = [subprocess.run([sys.executable, "-c", code, str(path), here], capture_output=True, text=True, check=True)]
+    runs += [subprocess.run(runs[0].args, capture_output=True, text=True, check=True) for _ in range(repeats - 1)]
+    return statistics.median(float(run.stdout) for run in runs)
 
 
 def main() -> None:
@@ -115,6 +138,21 @@ def main() -> None:
         print(f"old reader (csv + np.loadtxt):      {old_s:7.3f} s")
         print(f"new reader (pyarrow, read_numbers): {new_s:7.3f} s   ratio old/new: {old_s / new_s:.1f}x")
         print(f"same float32 values: {np.array_equal(old_table, new.values)}")
+        old_first = first_read_time(path, "old_read_table", args.repeats)
+        new_first = first_read_time(path, "read_numbers", args.repeats)
+        print(
+            f"first read in a fresh process: old {old_first:.3f} s, new {new_first:.3f} s   "
+            f"ratio old/new: {old_first / new_first:.1f}x"
+        )
+        engine_s, _ = median_time(lambda: pacsv.read_csv(path, ENGINE_ONLY, convert_options=FLOAT64), args.repeats)
+        print(f"pyarrow's read_csv alone (float64): {engine_s:7.3f} s   ratio old/engine: {old_s / engine_s:.1f}x")
+        try:
+            import pandas as pd  # not a dependency (statsmodels brings it): the yardstick issue 10 timed against
+        except ImportError:
+            pass
+        else:
+            pandas_s, _ = median_time(lambda: pd.read_csv(path, header=None, dtype=np.float32), args.repeats)
+            print(f"pandas.read_csv (C engine):         {pandas_s:7.3f} s   ratio pandas/new: {pandas_s / new_s:.1f}x")
         threads = pa.cpu_count()
         pa.set_cpu_count(1)  # how much of the gain is pyarrow's threads: more cores, more gain
         try:

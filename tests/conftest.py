@@ -1,6 +1,7 @@
 """Shared fixtures: the lab's CSV where a copy can be reached, tiny tables made on the spot, and composed configs."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,21 @@ def diabetes_dir(monkeypatch) -> Path:
 @pytest.fixture
 def diabetes_csv(diabetes_dir) -> Path:
     return diabetes_dir / DIABETES
+
+
+def started_after(setup: str, command: list[str]) -> list[str]:
+    """`command`, started by a fresh interpreter that first runs the Python statements `setup`, then becomes `command`
+    (os.execv: the same pid, and what survives exec stays set: signals ignored or default, resource limits).
+
+    subprocess's `preexec_fn` would do the same between fork and exec, in a copy of this test process and its
+    threads (earlier tests leave some), where Python code can deadlock; CPython's documentation warns against it.
+    """
+    return [sys.executable, "-c", f"import os, sys\n{setup}\nos.execv(sys.argv[1], sys.argv[1:])", *command]
+
+
+# A signal as a terminal delivers it, whatever the test runner's parent set: a background job ignores SIGINT, and its
+# children inherit that.
+DEFAULT_SIGNALS = "from signal import *\nsignal(SIGINT, SIG_DFL)\nsignal(SIGTERM, SIG_DFL)"
 
 
 def make_table(n_rows: int = 200, n_features: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

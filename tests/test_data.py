@@ -127,6 +127,19 @@ def test_datamodule_serves_each_split_full_batch_by_default(tiny_csv):
     assert sizes == {"val": 20, "test": 40}
 
 
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_rows_are_stored_for_their_use_columns_for_products_rows_for_minibatch_gathers(tiny_csv, batch_size):
+    datamodule = CSVDataModule(str(tiny_csv), val_fraction=0.1, test_fraction=0.2, batch_size=batch_size)
+    datamodule.setup("fit")
+
+    def is_column_major(split: str) -> bool:
+        features = datamodule.rows(split)[0]
+        return features.stride() == (1, len(features))
+
+    assert is_column_major("train") == (batch_size is None)
+    assert is_column_major("val") and is_column_major("test")
+
+
 def test_datamodule_standardizes_with_training_statistics_only(tiny_csv):
     datamodule = CSVDataModule(str(tiny_csv), standardize=True)
 

@@ -55,8 +55,16 @@ def overrides(csv: Path) -> list[str]:
 def ddp_run(balanced_csv, tmp_path_factory) -> Path:
     """The run folder of `python train.py trainer=ddp_cpu` on the balanced table."""
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
-    run_train("trainer=ddp_cpu", *overrides(balanced_csv), f"hydra.run.dir={run_dir}")
+    result = run_train("trainer=ddp_cpu", *overrides(balanced_csv), f"hydra.run.dir={run_dir}")
+    (tmp_path_factory.getbasetemp() / "ddp_console.txt").write_text(result.stdout + result.stderr)
     return run_dir
+
+
+def test_ddp_prints_no_advice_to_sync_values_the_model_already_reduced(ddp_run, tmp_path_factory):
+    console = (tmp_path_factory.getbasetemp() / "ddp_console.txt").read_text()
+
+    assert "Run folder:" in console  # the console was captured
+    assert "sync_dist" not in console
 
 
 @pytest.fixture(scope="module")

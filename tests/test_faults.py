@@ -2,7 +2,6 @@
 breaks, Ctrl-C and SIGTERM. Each ends in one line naming what is wrong, and nothing already written is lost."""
 
 import json
-import resource
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import DEFAULT_SIGNALS, REPO, started_after
 from logreg.data import CSVDataModule
 from logreg.errors import DataError, TrainingDiverged
 from logreg.fetch import fetch
@@ -131,35 +130,36 @@ def test_a_diverging_run_stops_with_the_likely_cause_and_keeps_the_good_checkpoi
 
 
 def limited_file_size(max_bytes):
-    """For a child process: files may grow to max_bytes, and a write past that fails with EFBIG (a full disk, as the
-    process sees it), instead of the signal that would kill it."""
-
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-
-    return apply
+    """Set-up for `started_after`: files may grow to max_bytes, and a write past that fails with EFBIG (a full disk,
+    as the process sees it), instead of the signal that would kill it."""
+    return (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({max_bytes}, {max_bytes}))"
+    )
 
 
 @pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_naming_the_file_and_keeps_the_earlier_checkpoints(tiny_csv, tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            "data=csv",
-            f"data.path={tiny_csv}",
-            "epochs=1000",
-            "logger=csv",
-            "~callbacks.plots",
-            f"hydra.run.dir={run_dir}",
-        ],
+        started_after(
+            limited_file_size(60_000),
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "data=csv",
+                f"data.path={tiny_csv}",
+                "epochs=1000",
+                "logger=csv",
+                "~callbacks.plots",
+                f"hydra.run.dir={run_dir}",
+            ],
+        ),
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
-        preexec_fn=limited_file_size(60_000),
     )
 
     lines = result.stderr.strip().splitlines()
@@ -223,18 +223,11 @@ def trained_ckpt(run, tiny_csv, tmp_path):
 # ------------------------------------------------------------------------------------------------------- signals
 
 
-def default_signal_handlers():
-    """For a child process: SIGINT and SIGTERM as a terminal would deliver them, whatever the test runner's
-    parent ignores (a background job ignores SIGINT, and its children inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def wait_for(path, process, seconds=120):
     deadline = time.monotonic() + seconds
     while not path.exists():
         assert process.poll() is None, process.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, f"{path} did not appear"
+        assert time.monotonic() < deadline, f"{path} did not appear in {seconds} s"
         time.sleep(0.1)
 
 
@@ -243,31 +236,36 @@ def wait_for(path, process, seconds=120):
 def test_an_interrupted_run_ends_cleanly_and_leaves_a_resumable_checkpoint(tiny_csv, tmp_path, signum, returncode):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            "data=csv",
-            f"data.path={tiny_csv}",
-            "epochs=100000",
-            "logger=none",
-            "~callbacks.plots",
-            f"hydra.run.dir={run_dir}",
-        ],
+        started_after(
+            DEFAULT_SIGNALS,
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "data=csv",
+                f"data.path={tiny_csv}",
+                "epochs=100000",
+                "logger=none",
+                "~callbacks.plots",
+                f"hydra.run.dir={run_dir}",
+            ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_signal_handlers,
     )
     try:
         wait_for(run_dir / "checkpoints" / "last.ckpt", process)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"still running 120 s after the signal; its stderr:\n{process.communicate()[1][-3000:]}")
     finally:
         process.kill()
 
     assert process.returncode == returncode, stderr[-2000:]
-    assert f"Resume with: ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}" in stderr
-    assert "Traceback" not in stderr
+    assert f"Resume with: ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}" in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] >= 0
     assert json.loads((run_dir / "run.json").read_text())["pid"] == process.pid

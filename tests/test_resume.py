@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import DEFAULT_SIGNALS, REPO, started_after
 
 # Mini-batches, shuffled anew each epoch, and Adam: resuming must restore the epoch, the optimizer's moments and the
 # shuffling order, or the numbers drift apart.
@@ -125,16 +125,19 @@ def test_a_run_killed_mid_epoch_loses_only_that_epoch(run, tiny_csv, tmp_path, s
         "callbacks.last_checkpoint.every_seconds=0",
     )
     killed = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            *common,
-            "epochs=8",
-            f"hydra.run.dir={tmp_path / 'killed'}",
-            "+callbacks.kill._target_=test_resume.SignalMidEpoch",
-            "+callbacks.kill.epoch=4",
-            f"+callbacks.kill.signal_name={signal_name}",
-        ],
+        started_after(
+            DEFAULT_SIGNALS,
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                *common,
+                "epochs=8",
+                f"hydra.run.dir={tmp_path / 'killed'}",
+                "+callbacks.kill._target_=test_resume.SignalMidEpoch",
+                "+callbacks.kill.epoch=4",
+                f"+callbacks.kill.signal_name={signal_name}",
+            ],
+        ),
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO / "tests")},  # where SignalMidEpoch is
         capture_output=True,

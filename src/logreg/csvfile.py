@@ -180,12 +180,20 @@ def _parse(path: Path, compression: str | None, encoding: str, names: list[str],
             if chunked.null_count:
                 raise _Unusable("a cell is empty")
             start = 0
-            for chunk in chunked.chunks:  # float64 chunks, zero-copy; numpy rounds each to float32 while copying
-                values[start : start + len(chunk), column] = chunk.to_numpy()
+            for chunk in chunked.chunks:  # numpy rounds each float64 chunk to float32 while copying it in
+                values[start : start + len(chunk), column] = _float64_view(chunk)
                 start += len(chunk)
     if not np.isfinite(values).all():
         raise _Unusable("a value is not finite")
     return values
+
+
+def _float64_view(chunk: pa.Array) -> np.ndarray:
+    """A float64 array without nulls as a numpy view of its values buffer, no copy. (`Array.to_numpy` gives the same
+    view, but its first call imports pandas whenever pandas is installed: 0.2 to 0.3 s of every run.)"""
+    if chunk.type != pa.float64() or chunk.null_count:
+        raise TypeError(f"expected float64 values without nulls, got {chunk.type} with {chunk.null_count} nulls")
+    return np.frombuffer(chunk.buffers()[1], dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
 
 
 # ------------------------------------------------------------------------------------------------------ the slow path

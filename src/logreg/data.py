@@ -54,8 +54,9 @@ class CSVDataOptions(DataOptions, Protocol):
 
 def column_major(features: torch.Tensor) -> torch.Tensor:
     """features (N, F) stored column by column (strides (1, N)); as they are if they already are. A matrix-vector
-    product over many rows and few columns, the model's work, runs 5x faster this way than row by row (BLAS's gemv);
-    a gathered mini-batch is row-major again either way."""
+    product over many rows and few columns, the model's work, runs 5x faster this way than row by row (BLAS's gemv).
+    Gathering shuffled rows is the opposite: each row's F values then lie N apart, so mini-batch training stays
+    row-major."""
     if features.stride() == (1, max(len(features), 1)):
         return features
     return features.t().contiguous().t()
@@ -226,10 +227,17 @@ class TabularDataModule(L.LightningDataModule):
         for split in SPLITS:
             index = self._split_rows[split]
             if len(index) == len(labels):  # every row (lab 5 trains on all): a view, no copy
-                self._split_tensors[split] = (column_major(features), labels)
+                split_features, split_labels = features, labels
             else:
                 index_tensor = torch.from_numpy(index).to(features.device)
-                self._split_tensors[split] = (column_major(features[index_tensor]), labels[index_tensor])
+                split_features, split_labels = features[index_tensor], labels[index_tensor]
+            # Mini-batch training gathers rows: those stay row-major (a row's F values in one cache line). Every
+            # other use runs matrix-vector products over blocks of rows, 5x faster on columns.
+            if split == "train" and self.options.batch_size is not None:
+                split_features = split_features.contiguous()
+            else:
+                split_features = column_major(split_features)
+            self._split_tensors[split] = (split_features, split_labels)
 
     @staticmethod
     def _fits_on(device: torch.device, features: torch.Tensor, labels: torch.Tensor) -> bool:

@@ -28,6 +28,12 @@ UPSTREAM_WARNINGS = [
         "optuna 2 (the sweeper's) under the SQLAlchemy 1.4 it needs; the sweep extra pins SQLAlchemy below 2 for it",
     ),
     (
+        r"It is recommended to use `self\.log\(.*sync_dist=True\)` when logging on epoch level",
+        UserWarning,
+        "under DDP every value the model logs is already reduced over the processes (the train sums through the "
+        "strategy, the evaluation metrics gathered by torchmetrics); Lightning cannot see that",
+    ),
+    (
         r"You requested to overfit but enabled .* dataloader shuffling",
         UserWarning,
         "Lightning takes any sampler but torch's SequentialSampler for a shuffling one; debug=overfit serves in order",
@@ -37,9 +43,12 @@ UPSTREAM_WARNINGS = [
 
 def quiet_third_parties() -> None:
     """Send Lightning's console INFO lines to the log file only, and filter the upstream warnings listed above."""
-    for handler in logging.getLogger("lightning").handlers:  # Lightning's own console handler, at INFO
-        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.stdout):
-            handler.setLevel(logging.WARNING)
+    # Lightning's own console handlers, at INFO: on "lightning", and, when Lightning is imported before any logging
+    # is set up (outside a Hydra run), on its subpackages' loggers too.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.stdout):
+                handler.setLevel(logging.WARNING)
     for name in ("alembic", "mlflow"):  # database set-up lines of optuna's and MLflow's stores
         logging.getLogger(name).setLevel(logging.WARNING)
     for message, category, _reason in UPSTREAM_WARNINGS:
