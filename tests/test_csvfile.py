@@ -272,6 +272,13 @@ def test_unusable_cells(tmp_path, cell, problem):
     assert error_of(path) == f"line 4, column 2 (dose): {problem}"
 
 
+@pytest.mark.parametrize("separator, name", [("\t", "tab"), (";", "semicolon")])
+def test_a_file_separated_by_another_character_is_named_as_such(tmp_path, separator, name):
+    path = write(tmp_path, "".join(f"0.{i}{separator}0.5{separator}{i % 2}\n" for i in range(5)))
+
+    assert error_of(path).endswith(f"is not a number: the file looks {name}-separated; save it comma-separated")
+
+
 def test_float32_overflow_threshold_is_numpys():
     limit = csvfile._FLOAT32_OVERFLOW
     below = float(np.nextafter(limit, 0))

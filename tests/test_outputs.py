@@ -41,6 +41,18 @@ def test_a_folder_holding_anything_is_refused_and_left_as_it_was(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_a_claimed_sweep_folder_is_refused_naming_the_sweep_key(tmp_path):
+    from omegaconf import OmegaConf
+
+    from logreg.outputs import ClaimRunFolder
+
+    claim_folder(tmp_path / "sweep")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+
+    with pytest.raises(SystemExit, match=r"^error: .*already the folder of another run.* Leave hydra\.sweep\.dir at"):
+        ClaimRunFolder().on_multirun_start(config)
+
+
 def test_of_many_processes_claiming_one_folder_at_once_exactly_one_wins(tmp_path):
     outcomes, start = [], threading.Barrier(8)
 

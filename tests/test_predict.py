@@ -1,6 +1,9 @@
 """predict.py: rows of raw features in, probability and predicted label per row out, preprocessed as in training."""
 
+import bz2
 import csv
+import gzip
+import lzma
 import subprocess
 import sys
 
@@ -22,14 +25,14 @@ def trained(run, tiny_csv, tmp_path):
     return tmp_path / "run" / "checkpoints" / "last.ckpt"
 
 
-def predict_rows(compose, ckpt_path, input_path, output_path, *overrides) -> list[dict]:
+def predict_rows(compose, ckpt_path, input_path, output_path, *overrides, opener=open) -> list[dict]:
     """What `python predict.py ckpt_path=... input=... output=... *overrides` writes, read back."""
     cfg = compose(
         f"ckpt_path={ckpt_path}", f"input={input_path}", f"output={output_path}", *overrides, config_name="predict"
     )
     check_config(cfg)
     predict(cfg)
-    with open(output_path) as file:
+    with opener(output_path, "rt") as file:
         return list(csv.DictReader(file))
 
 
@@ -119,6 +122,18 @@ def test_predict_replaces_an_earlier_predictions_file_only_with_overwrite(traine
     with pytest.raises(OutputError, match=r"notes\.csv: exists and is not an earlier output of this kind"):
         predict_rows(compose, trained, tmp_path / "new.csv", tmp_path / "notes.csv", "overwrite=true")
     assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open)])
+def test_predict_compresses_an_output_named_for_it(trained, compose, tmp_path, suffix, opener):
+    np.savetxt(tmp_path / "new.csv", make_table(n_rows=5)[0], delimiter=",")
+    output = tmp_path / f"pred.csv{suffix}"
+
+    rows = predict_rows(compose, trained, tmp_path / "new.csv", output, opener=opener)
+    again = predict_rows(compose, trained, tmp_path / "new.csv", output, "overwrite=true", opener=opener)
+
+    assert len(rows) == 5 and list(rows[0]) == ["probability", "prediction"]
+    assert again == rows  # overwrite=true recognized the earlier output through its compression
 
 
 @pytest.mark.slow

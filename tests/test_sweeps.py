@@ -121,7 +121,10 @@ def test_the_summary_table_shows_as_many_metric_columns_as_the_width_allows(grid
         with console.capture() as captured:
             print_summary(rows, sweep_dir, "val/loss", console=console)
         text = captured.get()
-        assert max(len(line) for line in text.splitlines()) <= width
+        ranked = text[: text.index("Trials that differ only by seed")] if "only by seed" in text else text
+        borders = [line for line in ranked.splitlines() if line[:1] in "┏┃┡│└"]
+        assert borders and all(len(line) <= width for line in text.splitlines())
+        assert all(line[-1] in "┓┃┩│┘" for line in borders), ranked  # whole: no column cut at the edge
         shown[width] = [name for name in SHOWN_METRICS if name in text]
 
     counts = [len(names) for names in shown.values()]

@@ -265,6 +265,10 @@ def _cell_problem(cell: str) -> str | None:
         return f"{_shown(cell)} holds a NUL byte: binary data, not CSV text"
     if text.startswith('"'):  # `1, "2"`: a quote after a space is plain text, to pyarrow as to the CSV standard
         return f"{_shown(cell)} is not a number (a quote must be the cell's first character, with no space before it)"
+    for separator, name in (("\t", "tab"), (";", "semicolon")):  # another program's "CSV"
+        parts = text.split(separator)
+        if len(parts) > 1 and all(_NUMBER.fullmatch(part.strip(_SPACE)) for part in parts):
+            return f"{_shown(cell)} is not a number: the file looks {name}-separated; save it comma-separated"
     return f"{_shown(cell)} is not a number"
 
 

@@ -92,7 +92,7 @@ def _omegaconf_message(error: Any, context: str) -> str:
     """`key=value: expected ...` for a value of the wrong type, `key: no such key; ... has: ...` for an unknown key."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
 
-    from logreg.schema import expected_type
+    from logreg.schema import expected_type, unknown_key
 
     key, schema = getattr(error, "full_key", None) or "", getattr(error, "object_type", None)
     detail = one_line(str(error).split("full_key:")[0])
@@ -100,8 +100,7 @@ def _omegaconf_message(error: Any, context: str) -> str:
         import dataclasses
 
         if isinstance(schema, type) and dataclasses.is_dataclass(schema):  # OmegaConf gives the class
-            fields = ", ".join(sorted(f.name for f in dataclasses.fields(schema)))
-            return f"{key}: no such key; {schema.__name__} has: {fields}"
+            return unknown_key(schema, key)
     if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and key:
         return f"{key}: no such key"
     if isinstance(error, MissingMandatoryValue) and key:

@@ -35,8 +35,9 @@ def process_rank() -> int:
     return int(os.environ.get("NODE_RANK", 0)) * 1000 + int(os.environ.get("LOCAL_RANK", 0))
 
 
-def claim_folder(folder: str | os.PathLike) -> Path:
-    """Make `folder` this process's own: create it (or take it empty) and write the claim file, atomically.
+def claim_folder(folder: str | os.PathLike, key: str = "hydra.run.dir") -> Path:
+    """Make `folder` this process's own: create it (or take it empty) and write the claim file, atomically. `key` is
+    the config key that named the folder, for the messages.
 
     Raises:
         OutputError: the folder holds anything already (another run, or any file), or cannot be created.
@@ -49,7 +50,7 @@ def claim_folder(folder: str | os.PathLike) -> Path:
     except FileExistsError:
         raise OutputError(
             f"{folder}: already the folder of another run ({claim} exists); a run never writes into another's "
-            "folder. Leave hydra.run.dir at its default (a new timestamped folder) or name a new one"
+            f"folder. Leave {key} at its default (a new timestamped folder) or name a new one"
         ) from None
     with os.fdopen(descriptor, "w") as file:
         json.dump({"pid": os.getpid(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, file)
@@ -59,7 +60,7 @@ def claim_folder(folder: str | os.PathLike) -> Path:
         claim.unlink()
         raise OutputError(
             f"{folder}: not empty ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); a run only writes "
-            "into a new or empty folder. Leave hydra.run.dir at its default or name a new one"
+            f"into a new or empty folder. Leave {key} at its default or name a new one"
         )
     return folder
 
@@ -83,16 +84,16 @@ class ClaimRunFolder(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._claim(config.hydra.run.dir)
+        self._claim(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._claim(config.hydra.sweep.dir)
+        self._claim(config.hydra.sweep.dir, "hydra.sweep.dir")
 
     @staticmethod
-    def _claim(folder: str) -> None:
+    def _claim(folder: str, key: str) -> None:
         try:
             if process_rank() == 0:
-                claim_folder(folder)
+                claim_folder(folder, key)
             else:
                 wait_for_claim(folder)
         except Exception as error:  # raised, Hydra would only warn and write into the folder anyway

@@ -2,12 +2,17 @@
 
 The input holds rows of features as in training (with or without the label column, which is then dropped; with a
 header, columns are matched by name); the model applies its own preprocessing (the scaler fitted at training time
-travels in the checkpoint) and the output CSV gets `probability` and `prediction` per row, in input order.
+travels in the checkpoint) and the output CSV gets `probability` and `prediction` per row, in input order; an output
+named `.gz`, `.bz2` or `.xz` is compressed.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 from pathlib import Path
+from typing import IO, Any, Callable
 
 import numpy as np
 import torch
@@ -18,12 +23,21 @@ from logreg.outputs import write_output
 from logreg.table import read_feature_rows
 
 HEADER = "probability,prediction"
+# An output named .gz, .bz2 or .xz is written compressed, as pandas' to_csv does (the CSV reader takes each back).
+_OPENERS: dict[str, Callable[..., IO[Any]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _opener(path: str | Path) -> Callable[..., IO[Any]]:
+    return _OPENERS.get(Path(path).suffix.lower(), open)
 
 
 def is_predictions_csv(path: Path) -> bool:
     """Whether `path` is an earlier output of predict.py (its first line is our header)."""
-    with path.open("rb") as file:
-        return file.readline().rstrip(b"\r\n") == HEADER.encode()
+    try:
+        with _opener(path)(path, "rb") as file:
+            return file.readline().rstrip(b"\r\n") == HEADER.encode()
+    except (OSError, EOFError, lzma.LZMAError):  # not the compressed file its name says
+        return False
 
 
 def predict(cfg: DictConfig) -> int:
@@ -43,7 +57,7 @@ def predict(cfg: DictConfig) -> int:
     with write_output(
         cfg.output, inputs=[cfg.input, cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=is_predictions_csv
     ) as partial:
-        with partial.open("w") as file:
+        with _opener(cfg.output)(partial, "wt", encoding="utf-8", newline="") as file:
             file.write(HEADER + "\n")
             file.writelines(f"{p:.9g},{label}\n" for p, label in zip(probs.tolist(), predictions.tolist()))
     print(f"{len(probs)} predictions written to {cfg.output} (threshold {threshold:.6g})")

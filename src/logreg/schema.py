@@ -332,6 +332,16 @@ class ModelConfig:
 PRECISIONS = ("32-true", "32", "64-true", "64")  # the analytic gradient is exact in float32 and float64
 
 
+def _starts_processes_itself(strategy: Any) -> bool:
+    """Whether `strategy` (a name, or a config with a _target_) runs Lightning's multiprocessing launcher (spawn or
+    fork) instead of starting each process as a script, as ddp does."""
+    if isinstance(strategy, str):
+        return any(word in strategy for word in ("spawn", "fork", "notebook"))
+    if isinstance(strategy, Mapping):
+        return strategy.get("start_method", "popen") != "popen"
+    return False
+
+
 @dataclass
 class TrainerConfig:
     """`lightning.pytorch.Trainer`: the arguments a user may set (logger, callbacks and plugins come from code)."""
@@ -391,6 +401,12 @@ class TrainerConfig:
             yield "devices", "a number of devices >= 1, -1 or auto for all, or a list of device indices"
         if str(self.precision) not in PRECISIONS:
             yield "precision", f"one of {', '.join(PRECISIONS)} (logistic regression gains nothing from half precision)"
+        if _starts_processes_itself(self.strategy):
+            yield (
+                "strategy",
+                "ddp (trainer=ddp or ddp_cpu): spawned or forked processes (ddp_spawn, ddp_notebook, ddp_fork) are "
+                "for notebooks, and hand the weights back through a file that is not a checkpoint",
+            )
         if self.deterministic not in (True, False, "warn", None):
             yield "deterministic", "true, false or warn"
         if self.accumulate_grad_batches != 1:  # Lightning refuses it with manual optimization, which the model uses
@@ -755,6 +771,20 @@ def check_arguments(schema: type, values: dict[str, Any], prefix: str) -> None:
     _raise_first(typed, typed.problems(), prefix)
 
 
+def unknown_key(schema: type, key: str) -> str:
+    """The message for a dotted `key` whose last part `schema` (a dataclass) lacks; where a key of that name lives one
+    level down, it says so (`optimizer` -> `model.optimizer`: the optimizer group's keys are set there)."""
+    name, fields = key.rsplit(".", 1)[-1], dataclasses.fields(schema)
+    listed = f"{schema.__name__} has: {', '.join(sorted(f.name for f in fields))}"
+    hints = typing.get_type_hints(schema)
+    for outer in fields:
+        inner = hints.get(outer.name)
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            if name in {f.name for f in dataclasses.fields(inner)}:
+                return f"{key}: no such key; did you mean {key[: -len(name)]}{outer.name}.{name}? ({listed})"
+    return f"{key}: no such key; {listed}"
+
+
 def _check_keys(node: Any, prefix: str) -> None:
     """Refuse keys that the node's schema lacks: Hydra's `+key=value` adds them to structured configs too."""
     if isinstance(node, ListConfig):
@@ -766,7 +796,7 @@ def _check_keys(node: Any, prefix: str) -> None:
         known = {f.name for f in dataclasses.fields(schema)}
         for key in node:
             if key not in known:
-                raise ConfigError(f"{prefix}{key!s}: no such key; {schema.__name__} has: {', '.join(sorted(known))}")
+                raise ConfigError(unknown_key(schema, f"{prefix}{key!s}"))
     elif prefix == "callbacks.":
         for key in node:
             if node[key] is not None and (not isinstance(node[key], DictConfig) or "_target_" not in node[key]):

@@ -138,6 +138,7 @@ def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any =
     """The ranked trials and the seed groups, as tables that fit the terminal (`console`, by default rich's on
     stdout): metric columns are dropped from the right until the table fits; summary.csv has them all."""
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     console = console or Console()
@@ -159,8 +160,11 @@ def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any =
             )
         return result
 
+    def least_width(count: int) -> int:  # measured unbounded: console.measure clamps to the console's width
+        return Measurement.get(console, console.options.update(max_width=1 << 20), table(count)).minimum
+
     count = len(metrics)
-    while count > 1 and console.measure(table(count)).maximum > console.width:
+    while count > 1 and least_width(count) > console.width:
         count -= 1
     console.print(table(count))
     groups = group_by_seed(rows)
