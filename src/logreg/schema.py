@@ -600,7 +600,9 @@ class TrainConfig:
             metrics = self.metrics()
             has_val = "val/loss" in metrics["fit"]
             if self.monitor not in metrics["fit"]:
-                yield "monitor", f"a metric logged while fitting: {', '.join(metrics['fit'])}"
+                no_val = self.monitor.startswith("val/") and not has_val
+                why = " (data.val_fraction=0: no validation rows)" if no_val else ""
+                yield "monitor", f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
             if self.model.tune_threshold and not has_val:
                 yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
             if self.cv.folds >= 2 and self.ckpt_path is not None:
