@@ -803,9 +803,9 @@ def _check_keys(node: Any, prefix: str) -> None:
         for key in node:
             if node[key] is not None and (not isinstance(node[key], DictConfig) or "_target_" not in node[key]):
                 raise ConfigError(f"callbacks.{key!s}: expected a callback config with a _target_, or null for none")
-    for key in node:
-        if not OmegaConf.is_missing(node, key):
-            _check_keys(node._get_node(key), f"{prefix}{key!s}.")
+    for key in node:  # an interpolation's keys are checked where it points to
+        if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, str(key)):
+            _check_keys(node[key], f"{prefix}{key!s}.")
 
 
 def _check_values(value: Any, prefix: str) -> None:
