@@ -778,7 +778,10 @@ def unknown_key(schema: type, key: str) -> str:
     level down, it says so (`optimizer` -> `model.optimizer`: the optimizer group's keys are set there)."""
     name, fields = key.rsplit(".", 1)[-1], dataclasses.fields(schema)
     listed = f"{schema.__name__} has: {', '.join(sorted(f.name for f in fields))}"
-    hints = typing.get_type_hints(schema)
+    try:
+        hints = typing.get_type_hints(schema)
+    except (NameError, TypeError):  # annotations that do not resolve: no hint, the list alone
+        hints = {}
     for outer in fields:
         inner = hints.get(outer.name)
         if isinstance(inner, type) and dataclasses.is_dataclass(inner):
