@@ -111,6 +111,21 @@ def test_resuming_with_a_checkpoint_of_another_width_is_refused(run, trained, tm
         run("data=csv", f"data.path={wider}", f"ckpt_path={trained}", run_dir=tmp_path / "resumed")
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optimizer=adam", "lr=0.01"], r"trained with model\.optimizer\.name=sgd, this run sets adam; resuming"),
+        (["lr=0.5"], r"trained with model\.optimizer\.lr=1\.0, this run sets 0\.5; resuming restores"),
+        (["scheduler=step"], r"trained with model\.scheduler\.name=none, this run sets step; resuming restores"),
+    ],
+    ids=["another-optimizer", "another-lr", "another-scheduler"],
+)
+def test_resuming_with_other_optimizer_settings_is_refused(run, trained, tiny_csv, tmp_path, overrides, message):
+    # The checkpoint's optimizer state would replace them: Adam cannot take SGD's, and another lr would be ignored.
+    with pytest.raises(CheckpointError, match=message):
+        run("data=csv", f"data.path={tiny_csv}", *overrides, f"ckpt_path={trained}", run_dir=tmp_path / "resumed")
+
+
 def test_a_crash_while_saving_a_checkpoint_leaves_the_previous_one_intact(tmp_path, monkeypatch):
     io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
     io.save_checkpoint({"epoch": 1}, path)

@@ -233,13 +233,26 @@ def moved(node: DictConfig, run_dir: Path, folder: Path) -> DictConfig:
 
 
 def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None:
-    """Refuse, before fitting, a checkpoint whose model does not fit this run's (e.g. another number of features)."""
-    trained = checkpoint.get("hyper_parameters", {}).get("n_features")
+    """Refuse, before fitting, a checkpoint whose model does not fit this run's (e.g. another number of features), or
+    whose optimizer or scheduler differs: resuming restores their state, which would override this run's settings
+    silently (another lr) or not fit them at all (Adam's state is not SGD's)."""
+    saved = checkpoint.get("hyper_parameters", {})
+    trained = saved.get("n_features")
     if trained != model.options.n_features:
         raise CheckpointError(
             f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.options.n_features}; "
             "resume with the data it was trained on"
         )
+    for part in ("optimizer", "scheduler"):
+        before, now = dict(saved.get(part) or {}), dict(model.hparams.get(part) or {})
+        changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+        if changed:
+            key = "name" if "name" in changed else changed[0]
+            then, this = ("none" if value is None else value for value in (before.get(key), now.get(key)))
+            raise CheckpointError(
+                f"ckpt_path={path}: it was trained with model.{part}.{key}={then}, this run sets {this}; resuming "
+                f"restores the {part}'s state, so resume with the settings it was trained with (or start a new run)"
+            )
 
 
 # --------------------------------------------------------------------------------------------------- reporting
