@@ -3,6 +3,7 @@
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,6 +63,47 @@ def started_after(setup: str, command: list[str]) -> list[str]:
 # A signal as a terminal delivers it, whatever the test runner's parent set: a background job ignores SIGINT, and its
 # children inherit that.
 DEFAULT_SIGNALS = "from signal import *\nsignal(SIGINT, SIG_DFL)\nsignal(SIGTERM, SIG_DFL)"
+
+
+def event_entries(folder: Path, kind: str) -> dict[str, list]:
+    """tag -> the entries of one kind ("scalars", "images", "histograms") in the folder's own event files, in step
+    order (a run writes several files: fit, test, the final HPARAMS)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, list] = {}
+    for event_file in sorted(folder.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(event_file), size_guidance={kind: 0}).Reload()
+        read = {"scalars": events.Scalars, "images": events.Images, "histograms": events.Histograms}[kind]
+        for tag in events.Tags()[kind]:
+            found.setdefault(tag, []).extend(read(tag))
+    return {tag: sorted(entries, key=lambda e: e.step) for tag, entries in found.items()}
+
+
+def scalars(folder: Path) -> dict[str, list[float]]:
+    """Every scalar tag in the folder's event files -> its values in step order."""
+    return {tag: [e.value for e in entries] for tag, entries in event_entries(folder, "scalars").items()}
+
+
+def hparams(folder: Path) -> tuple[Any, Any]:
+    """The HPARAMS tab's experiment (its metric tags) and session (the run's hyperparameters)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    experiment = session = None
+    for event_file in folder.glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(event_file)).Reload()
+        try:
+            tagged = events.PluginTagToContent("hparams")
+        except KeyError:  # this event file holds no HPARAMS data
+            continue
+        for tag, content in tagged.items():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if tag == "_hparams_/experiment":
+                experiment = data.experiment
+            elif tag == "_hparams_/session_start_info":
+                session = data.session_start_info
+    assert experiment is not None and session is not None, f"no HPARAMS data in {folder}"
+    return experiment, session
 
 
 def make_table(n_rows: int = 200, n_features: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

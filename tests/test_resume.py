@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from conftest import DEFAULT_SIGNALS, REPO, started_after
+from conftest import DEFAULT_SIGNALS, REPO, scalars, started_after
 
 # Mini-batches, shuffled anew each epoch, and Adam: resuming must restore the epoch, the optimizer's moments and the
 # shuffling order, or the numbers drift apart.
@@ -86,8 +86,6 @@ def test_last_ckpt_is_written_at_most_once_a_second_yet_always_at_the_end(run, t
 
 
 def test_early_stopping_writes_the_state_it_stopped_in(run, tiny_csv, tmp_path):
-    from test_train import scalars
-
     run(
         "data=csv",
         f"data.path={tiny_csv}",

@@ -20,10 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn import metrics as sk
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import make_table, write_table
+from conftest import event_entries, hparams, make_table, scalars, write_table
 from logreg.checkpoints import datamodule_from_checkpoint, model_from_checkpoint, read_checkpoint
 from logreg.data import CSVDataModule
 from logreg.errors import ConfigError
@@ -86,40 +84,6 @@ def read_coefficients(folder: Path) -> list[dict[str, Any]]:
     """coefficients.csv: one dict per row (the features, then the intercept), numbers as floats."""
     with (folder / "coefficients.csv").open() as file:
         return [{k: v if k == "feature" else float(v) for k, v in row.items()} for row in csv.DictReader(file)]
-
-
-def event_data(folder: Path, kind: str) -> dict[str, list]:
-    """tag -> the entries of one kind ("scalars", "images") in the folder's own event files, in step order."""
-    found: dict[str, list] = {}
-    for event_file in sorted(folder.glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(event_file), size_guidance={kind: 0}).Reload()
-        read = {"scalars": events.Scalars, "images": events.Images}[kind]
-        for tag in events.Tags()[kind]:
-            found.setdefault(tag, []).extend(read(tag))
-    return {tag: sorted(entries, key=lambda e: e.step) for tag, entries in found.items()}
-
-
-def scalars(folder: Path) -> dict[str, list[float]]:
-    return {tag: [e.value for e in entries] for tag, entries in event_data(folder, "scalars").items()}
-
-
-def hparams(folder: Path) -> tuple[Any, Any]:
-    """The HPARAMS tab's experiment (its metric tags) and session (the run's hyperparameters)."""
-    experiment = session = None
-    for event_file in folder.glob("events.out.tfevents.*"):
-        events = EventAccumulator(str(event_file)).Reload()
-        try:
-            tagged = events.PluginTagToContent("hparams")
-        except KeyError:
-            continue
-        for tag, content in tagged.items():
-            data = plugin_data_pb2.HParamsPluginData.FromString(content)
-            if tag == "_hparams_/experiment":
-                experiment = data.experiment
-            elif tag == "_hparams_/session_start_info":
-                session = data.session_start_info
-    assert experiment is not None and session is not None, f"no HPARAMS data in {folder}"
-    return experiment, session
 
 
 def load(ckpt_path: Path, **changes: Any) -> tuple[LogisticRegression, CSVDataModule]:
@@ -412,7 +376,7 @@ def test_calibration_error_logged_equals_an_independent_15_bin_ece(plain_run, sp
 
 
 def test_reliability_diagrams_of_val_and_test_rows_are_in_tensorboard(plain_run):
-    images = event_data(plain_run, "images")
+    images = event_entries(plain_run, "images")
 
     for tag in ("val/reliability", "test/reliability"):
         assert len(images.get(tag, [])) == 1, tag

@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import event_entries
+
 
 @pytest.fixture
 def run_dir(run, tiny_csv, tmp_path):
@@ -19,13 +21,7 @@ def run_dir(run, tiny_csv, tmp_path):
 
 def tags(run_dir, kind: str) -> dict[str, int]:
     """tag -> number of entries of one kind ("images", "histograms", "scalars") over the run's event files."""
-    counts: dict[str, int] = {}
-    for event_file in run_dir.glob("events.out.tfevents.*"):
-        events = EventAccumulator(str(event_file), size_guidance={kind: 0}).Reload()
-        for tag in events.Tags()[kind]:
-            entries = {"images": events.Images, "histograms": events.Histograms, "scalars": events.Scalars}[kind](tag)
-            counts[tag] = counts.get(tag, 0) + len(entries)
-    return counts
+    return {tag: len(entries) for tag, entries in event_entries(run_dir, kind).items()}
 
 
 def test_confusion_matrix_roc_pr_and_reliability_images_for_val_and_test(run_dir):

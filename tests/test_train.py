@@ -3,44 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import REPO
+from conftest import REPO, hparams, scalars
 from logreg.schema import STAGE_METRICS
-
-
-def scalars(run_dir: Path) -> dict[str, list[float]]:
-    """Every scalar tag in the run folder's TensorBoard event files -> its values in step order."""
-    values: dict[str, list[tuple[int, float]]] = {}
-    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(event_file)).Reload()
-        for tag in events.Tags()["scalars"]:
-            values.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
-    return {tag: [value for _, value in sorted(points)] for tag, points in values.items()}
-
-
-def hparams_session(run_dir: Path) -> plugin_data_pb2.HParamsPluginData:
-    """The HPARAMS tab's data for the run: its hyperparameters and the metric tags it shows."""
-    experiment = session = None
-    for event_file in run_dir.glob("events.out.tfevents.*"):
-        events = EventAccumulator(str(event_file)).Reload()
-        try:
-            tagged = events.PluginTagToContent("hparams")
-        except KeyError:  # this event file holds no HPARAMS data
-            continue
-        for tag, content in tagged.items():
-            data = plugin_data_pb2.HParamsPluginData.FromString(content)
-            if tag == "_hparams_/experiment":
-                experiment = data.experiment
-            elif tag == "_hparams_/session_start_info":
-                session = data.session_start_info
-    assert experiment is not None and session is not None, f"no HPARAMS data in {run_dir}"
-    return experiment, session
 
 
 def test_lab05_reproduces_the_labs_published_numbers(run, diabetes_dir, tmp_path):
@@ -93,7 +61,7 @@ def test_tensorboard_gets_every_epochs_train_and_val_scalars_and_the_test_metric
 def test_hparams_tab_shows_the_knobs_and_the_final_metrics(run, tiny_csv, tmp_path):
     metrics = run("data=csv", f"data.path={tiny_csv}", "epochs=2", "lr=0.3", "optimizer=adam")
 
-    experiment, session = hparams_session(tmp_path)
+    experiment, session = hparams(tmp_path)
     assert session.hparams["optimizer.lr"].number_value == pytest.approx(0.3)
     assert session.hparams["optimizer.name"].string_value == "adam"
     assert session.hparams["epochs"].number_value == 2
