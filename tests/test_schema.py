@@ -47,6 +47,8 @@ REFUSED = [
     ("data.batch_size=abc", r"data\.batch_size=abc: expected a whole number or null"),
     ("data.batch_size=0", r"data\.batch_size=0: expected a positive number of rows"),
     ("data=csv", r"data\.path: a value is required"),
+    ("data.test_split=train", r"data\.test_split: renamed data\.test_on \(0\.2\); set data\.test_on=\.\.\. instead"),
+    ("trainer.use_distributed_sampler=false", r"trainer\.use_distributed_sampler: no such key"),
     ("data.val_fraction=1.5", r"data\.val_fraction=1\.5: expected a fraction in \[0, 1\)"),
     (
         "data.val_fraction=0.6 data.test_fraction=0.4",
@@ -147,7 +149,7 @@ def test_a_bad_value_is_refused_in_one_line_naming_the_key(compose, diabetes_dir
         "monitor=val/auroc",
         "data.label_column=outcome",
         "data.label_column=-2",
-        "data.test_split=train",
+        "data.test_on=train",
     ],
 )
 def test_every_offered_option_and_documented_value_is_accepted(compose, diabetes_dir, overrides):
@@ -399,7 +401,7 @@ def test_the_typed_options_of_a_module_are_its_constructors_arguments(options, t
     arguments = parameters(built.__init__)
     if "split_options" in arguments:
         arguments |= parameters(get_class("logreg.data.TabularDataModule").__init__)
-    arguments = set(arguments) - {"split_options", "test_split"}  # test_split: a deprecated name, kept as test_on
+    arguments = set(arguments) - {"split_options"}
 
     assert set(inspect.get_annotations(get_class(options))) | _inherited(get_class(options)) == arguments
 

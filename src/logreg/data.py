@@ -9,7 +9,6 @@ again on resume.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -82,7 +81,6 @@ class TabularDataModule(L.LightningDataModule):
         folds: >= 2 for cross-validation: the non-test rows are cut into this many stratified folds (val_fraction is
             then not used), and `fold` of them is the validation split.
         fold: which fold validates, 0 <= fold < folds.
-        test_split: the former name of `test_on` (deprecated).
     """
 
     def __init__(
@@ -98,17 +96,13 @@ class TabularDataModule(L.LightningDataModule):
         move_to_device: bool = True,
         folds: int = 0,
         fold: int = 0,
-        test_split: str | None = None,
     ):
         super().__init__()
-        if test_split is not None:
-            warnings.warn("data.test_split is deprecated: use data.test_on", FutureWarning, stacklevel=2)
-            test_on = test_split
         arguments = {key: value for key, value in locals().items() if key in DataConfig.__dataclass_fields__}
         check_arguments(DataConfig, arguments, "data.")
         if folds and not (folds >= 2 and 0 <= fold < folds):
             raise ConfigError(f"data.fold={fold}, data.folds={folds}: expected folds >= 2 and 0 <= fold < folds")
-        self.save_hyperparameters(ignore=["test_split"])
+        self.save_hyperparameters()
         self._table: Table | None = None
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
@@ -280,9 +274,6 @@ class TabularDataModule(L.LightningDataModule):
         return self._evaluation("val")
 
     def test_dataloader(self) -> EvaluationBlocks | list:
-        return self._evaluation(self.options.test_on)
-
-    def predict_dataloader(self) -> EvaluationBlocks | list:
         return self._evaluation(self.options.test_on)
 
 

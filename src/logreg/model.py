@@ -107,8 +107,10 @@ class LogisticRegression(L.LightningModule):
         self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # () loss sum, () correct predictions
         self._epoch_rows = 0
         # Held-out stages keep every logit and label (gathered over processes), for AUROC, the tuned threshold, plots.
-        self.val_logits, self.val_labels = CatMetric(), CatMetric()
-        self.test_logits, self.test_labels = CatMetric(), CatMetric()
+        # nan_strategy="disable": CatMetric's default drops NaN logits (and not their labels), misaligning the two; a
+        # NaN must reach the metrics, and the divergence check after the epoch.
+        self.val_logits, self.val_labels = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
+        self.test_logits, self.test_labels = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self._outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.test_prefix = "test"  # what test metrics are logged as: eval.py names them by the rows it scores
 
@@ -338,7 +340,3 @@ class LogisticRegression(L.LightningModule):
     def outputs(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The probabilities (N,) and labels (N,) of the last validation or test epoch (on the CPU), or None."""
         return self._outputs.get(stage)
-
-    def predict_step(self, batch: Any, batch_index: int) -> torch.Tensor:
-        features = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(features)

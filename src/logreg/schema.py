@@ -76,7 +76,6 @@ class DataConfig:
     seed: int = 1
     test_on: str = "test"
     move_to_device: bool = True
-    test_split: Optional[str] = None  # deprecated name of test_on
 
     def problems(self) -> Problems:
         for name in ("val_fraction", "test_fraction"):
@@ -92,8 +91,6 @@ class DataConfig:
             yield "seed", f"a whole number in [0, {MAX_SEED}]"
         if self.test_on not in SPLITS:
             yield "test_on", f"one of {', '.join(SPLITS)}"
-        if self.test_split is not None and self.test_split not in SPLITS:
-            yield "test_split", f"one of {', '.join(SPLITS)} (deprecated: use data.test_on)"
 
 
 @dataclass
@@ -374,7 +371,6 @@ class TrainerConfig:
     deterministic: Any = True
     benchmark: Optional[bool] = None
     inference_mode: bool = True
-    use_distributed_sampler: bool = True
     profiler: Any = None  # simple, advanced, pytorch, or a profiler config with a _target_ (debug=profiler)
     detect_anomaly: bool = False
     barebones: bool = False
@@ -612,9 +608,8 @@ class TrainConfig:
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
     """The metrics a training run logs (`run_metrics`): validation ones where there are validation rows, and so on."""
     data, folds = cfg.data, cfg.cv.folds
-    test_on = data.test_split or data.test_on
     return run_metrics(
-        val=data.val_fraction > 0 or folds >= 2, test=data.test_fraction > 0 or test_on != "test", cv=folds >= 2
+        val=data.val_fraction > 0 or folds >= 2, test=data.test_fraction > 0 or data.test_on != "test", cv=folds >= 2
     )
 
 
@@ -673,7 +668,6 @@ class EvalConfig:
     trust_checkpoint: bool = False
     allow_changed_data: bool = False
     threads: Optional[int] = 1
-    epochs: int = 1  # read by the trainer configs; evaluation trains nothing
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: Any = None
 
@@ -773,9 +767,14 @@ def check_arguments(schema: type, values: dict[str, Any], prefix: str) -> None:
     _raise_first(typed, typed.problems(), prefix)
 
 
+RENAMED = {"data.test_split": "data.test_on"}  # released names that went away -> their names now
+
+
 def unknown_key(schema: type, key: str) -> str:
     """The message for a dotted `key` whose last part `schema` (a dataclass) lacks; where a key of that name lives one
     level down, it says so (`optimizer` -> `model.optimizer`: the optimizer group's keys are set there)."""
+    if key in RENAMED:
+        return f"{key}: renamed {RENAMED[key]} (0.2); set {RENAMED[key]}=... instead"
     name, fields = key.rsplit(".", 1)[-1], dataclasses.fields(schema)
     listed = f"{schema.__name__} has: {', '.join(sorted(f.name for f in fields))}"
     try:
