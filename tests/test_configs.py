@@ -82,3 +82,48 @@ def test_scheduler_option_builds_that_torch_scheduler(compose, diabetes_dir, tmp
     _, model, _ = build(compose(f"scheduler={name}"), tmp_path)
 
     assert type(model.configure_optimizers()["lr_scheduler"]).__name__ == expected
+
+
+def _schema_default(field):
+    import dataclasses
+
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+
+
+def _typed_yaml_nodes():
+    """(file, node it sets, the schema dataclass typing that node) for every config file: those that extend a schema
+    node (`/schema/<group>/<name>@...` in their defaults), the trainer options (TrainerConfig) and the model's."""
+    import yaml
+
+    from logreg import schema
+
+    for path in sorted((REPO / "conf").rglob("*.yaml")):
+        relative = path.relative_to(REPO / "conf")
+        document = yaml.safe_load(path.read_text()) or {}
+        if relative.parts[0] == "trainer":
+            yield relative, document, schema.TrainerConfig
+        elif relative.parts[0] == "model":
+            yield relative, document, schema.ModelConfig
+        for entry in document.get("defaults", []):
+            if isinstance(entry, str) and entry.startswith("/schema/") and entry.count("/") == 3:
+                reference, _, where = entry.partition("@")
+                _, _, group, name = reference.split("/")
+                yield (
+                    relative,
+                    document if where == "_here_" else document.get(where) or {},
+                    schema.SCHEMA_GROUPS[group][name],
+                )
+
+
+@pytest.mark.parametrize(
+    "relative, node, dataclass_",
+    [pytest.param(*case, id=f"{case[0]}:{case[2].__name__}") for case in _typed_yaml_nodes()],
+)
+def test_a_config_file_sets_only_what_its_schema_does_not_already_say(relative, node, dataclass_):
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(dataclass_)}
+    repeated = [key for key, value in node.items() if key in fields and value == _schema_default(fields[key])]
+    assert not repeated, f"conf/{relative} repeats {dataclass_.__name__}'s defaults for {repeated}: set them there only"

@@ -67,14 +67,14 @@ class DataConfig:
     """`logreg.data.TabularDataModule`: how the rows are split and served."""
 
     _target_: str = "logreg.data.TabularDataModule"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    batch_size: Optional[int] = None
-    batches_per_step: int = 256
-    shuffle: bool = True
-    standardize: bool = False
+    val_fraction: float = 0.1  # of each class, cut after the test rows, so val never sees test rows
+    test_fraction: float = 0.1  # of each class, cut first
+    batch_size: Optional[int] = None  # full batch: one gradient step per epoch, as in the lab
+    batches_per_step: int = 256  # mini-batches per Lightning step (the model loops over them): its cost paid once
+    shuffle: bool = True  # reshuffle mini-batches each epoch (no effect at full batch)
+    standardize: bool = False  # lab 5's features are already in [-1, 1]
     seed: int = 1
-    test_on: str = "test"
+    test_on: str = "test"  # the rows trainer.test scores: test (held out), or train / val
     move_to_device: bool = True
 
     def problems(self) -> Problems:
@@ -102,9 +102,10 @@ class CSVDataConfig(DataConfig):
     data_dir: str = "data"
     url: Optional[str] = None
     sha256: Optional[str] = None
-    header: Optional[bool] = None
-    label_column: Any = -1  # int (from 1, or negative from the end) or a header name: OmegaConf 2.3 has no Union
-    encoding: str = "utf-8"
+    header: Optional[bool] = None  # null detects a header row (a first row with any non-number)
+    label_column: Any = -1  # the last column; a number from 1 (negative from the end) or a header name (no Union in
+    # OmegaConf 2.3)
+    encoding: str = "utf-8"  # e.g. latin-1 for a file saved by an older spreadsheet
 
     def problems(self) -> Problems:
         yield from super().problems()
@@ -170,10 +171,10 @@ class OptimizerConfig:
 @dataclass
 class SGDConfig(OptimizerConfig):
     name: str = "sgd"
-    momentum: float = 0.0
+    momentum: float = 0.0  # lab 5: plain gradient descent
     dampening: float = 0.0
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # lab 5 fits the unregularized model
 
     def problems(self) -> Problems:
         yield from super().problems()
@@ -269,9 +270,9 @@ class StepConfig(SchedulerConfig):
 @dataclass
 class PlateauConfig(SchedulerConfig):
     name: str = "plateau"
-    monitor: str = "val/loss"
-    factor: float = 0.1
-    patience: int = 10
+    monitor: str = "val/loss"  # min or max follows from the metric (a loss falls, an accuracy rises)
+    factor: float = 0.1  # lr is multiplied by this when `monitor` stops improving
+    patience: int = 10  # epochs without improvement before lr falls
     threshold: float = 1e-4
     min_lr: float = 0.0
 
@@ -298,11 +299,11 @@ class ModelConfig:
     """`logreg.model.LogisticRegression` (n_features and the scaler come from the data, not from here)."""
 
     _target_: str = "logreg.model.LogisticRegression"
-    threshold: float = 0.5
-    tune_threshold: Optional[str] = None
-    cost_ratio: float = 1.0
-    pos_weight: Any = 1.0  # a number > 0, or "balanced"
-    gradient: str = "analytic"
+    threshold: float = 0.5  # predict 1 when p(y=1) >= 0.5, as the lab does
+    tune_threshold: Optional[str] = None  # f1 | youden | cost: chosen on the validation rows instead (checkpointed)
+    cost_ratio: float = 1.0  # with tune_threshold=cost: what a false positive costs, in false negatives
+    pos_weight: Any = 1.0  # weight of class-1 rows in the loss (> 0); balanced = n_negative / n_positive of training
+    gradient: str = "analytic"  # the closed-form gradient of the mean BCE (fast, exact); autograd: torch's, as the lab
     optimizer: Any = None  # set by the optimizer group (None: the model's default, SGD at lr=1)
     scheduler: Any = None
 
@@ -348,7 +349,7 @@ class TrainerConfig:
     strategy: Any = "auto"
     devices: Any = 1
     num_nodes: int = 1
-    precision: Any = "32-true"
+    precision: Any = "32-true"  # the lab's float32 (or 64-true); logistic regression gains nothing from half precision
     max_epochs: int = 100
     min_epochs: Optional[int] = None
     max_steps: int = -1
@@ -360,15 +361,15 @@ class TrainerConfig:
     overfit_batches: Any = 0.0
     val_check_interval: Optional[Any] = None
     check_val_every_n_epoch: Optional[int] = 1
-    num_sanity_val_steps: int = 0
-    log_every_n_steps: int = 1
+    num_sanity_val_steps: int = 0  # validation is the training step's code; a pre-flight pass only costs start-up time
+    log_every_n_steps: int = 1  # metrics are per epoch; this only silences the "fewer batches than interval" warning
     enable_checkpointing: Optional[bool] = None
     enable_progress_bar: Optional[bool] = None
     enable_model_summary: Optional[bool] = None
     accumulate_grad_batches: int = 1
     gradient_clip_val: Optional[float] = None
     gradient_clip_algorithm: Optional[str] = None
-    deterministic: Any = True
+    deterministic: Any = True  # same seed, same numbers (Lightning also sets CUBLAS_WORKSPACE_CONFIG on GPUs)
     benchmark: Optional[bool] = None
     inference_mode: bool = True
     profiler: Any = None  # simple, advanced, pytorch, or a profiler config with a _target_ (debug=profiler)
@@ -454,9 +455,9 @@ def counts_batches(trainer: TrainerConfig | DictConfig) -> bool:
 class TensorBoardConfig:
     _target_: str = "lightning.pytorch.loggers.TensorBoardLogger"
     save_dir: str = MISSING
-    name: Optional[str] = ""
+    name: Optional[str] = ""  # no extra folder levels below the run folder
     version: Any = ""
-    default_hp_metric: bool = False
+    default_hp_metric: bool = False  # train.py writes the real final metrics to the HPARAMS tab
     log_graph: bool = False
 
 
@@ -473,10 +474,10 @@ class CSVLoggerConfig:
 class MLflowConfig:
     _target_: str = "lightning.pytorch.loggers.MLFlowLogger"
     experiment_name: str = "logreg"
-    run_name: Optional[str] = None
+    run_name: Optional[str] = None  # MLflow names the run; the run folder is among its parameters
     tracking_uri: Optional[str] = None
     save_dir: Optional[str] = None
-    log_model: bool = False
+    log_model: bool = False  # checkpoints stay in the run folder
 
 
 @dataclass
@@ -505,8 +506,8 @@ class CheckpointConfig:
 class LastCheckpointConfig:
     _target_: str = "logreg.callbacks.LastCheckpoint"
     dirpath: str = MISSING
-    filename: str = "last"
-    every_seconds: float = 1.0
+    filename: str = "last"  # last.ckpt: resume with ckpt_path=.../last.ckpt
+    every_seconds: float = 1.0  # at most a second of training is lost to a kill; 0 writes every epoch (lab 5's: 1 ms)
 
     def problems(self) -> Problems:
         if not 0 <= self.every_seconds < math.inf:
@@ -533,7 +534,7 @@ class EarlyStoppingConfig:
 @dataclass
 class PlotsConfig:
     _target_: str = "logreg.plots.EvaluationPlots"
-    histograms: bool = False
+    histograms: bool = False  # true: the weights' histograms every epoch (about 1 ms per epoch)
 
 
 @dataclass
@@ -876,7 +877,7 @@ for _name, _node in {
     "export": ExportConfig,
 }.items():
     _store.store(group="schema", name=_name, node=_node)
-_groups: dict[str, Mapping[str, type]] = {  # schema group -> option name -> its schema dataclass
+SCHEMA_GROUPS: dict[str, Mapping[str, type]] = {  # schema group -> option name -> its schema dataclass
     "data": {"csv": CSVDataConfig, "breast_cancer": BreastCancerDataConfig},
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
@@ -890,6 +891,6 @@ _groups: dict[str, Mapping[str, type]] = {  # schema group -> option name -> its
         "target_only": TargetOnlyConfig,
     },
 }
-for _group, _nodes in _groups.items():
+for _group, _nodes in SCHEMA_GROUPS.items():
     for _name, _node in _nodes.items():
         _store.store(group=f"schema/{_group}", name=_name, node=_node)
