@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from logreg.optuna_trial import PRUNED_FILE
 from logreg.outputs import write_text
 from logreg.schema import metric_mode
 
@@ -38,12 +39,14 @@ def read_trials(sweep_dir: Path) -> list[dict]:
         trial_dir = overrides_file.parent.parent
         metrics_file, error_file = trial_dir / "metrics.json", trial_dir / ERROR_FILE
         status = "ok" if metrics_file.is_file() else "failed" if error_file.is_file() else "running"
+        if status == "ok" and (trial_dir / PRUNED_FILE).is_file():  # stopped early by the Optuna pruner
+            status = "pruned"
         rows.append(
             {
                 "trial": int(trial_dir.name.split("_", 1)[0]),
                 "status": status,
                 "overrides": " ".join(yaml.safe_load(overrides_file.read_text()) or []),
-                **(json.loads(metrics_file.read_text()) if status == "ok" else {}),
+                **(json.loads(metrics_file.read_text()) if status in ("ok", "pruned") else {}),
                 "error": error_file.read_text().strip() if status == "failed" else "",
                 "run_dir": str(trial_dir),
             }
@@ -51,15 +54,37 @@ def read_trials(sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def short_values(override_dirname: str) -> str:
+    """A trial folder's name part (hydra.sweep.subdir): the overrides with every float to 3 significant digits,
+    `lr=0.012297416195826564` as `lr=0.0123`; the job number before it keeps folders distinct, and the full values
+    stay in the folder's .hydra/overrides.yaml and in the summary."""
+
+    def short(item: str) -> str:
+        key, equals, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            return item
+        if not equals or not any(c in value for c in ".eE") or not math.isfinite(number):
+            return item
+        return f"{key}={number:.3g}"
+
+    return ",".join(short(item) for item in override_dirname.split(","))
+
+
+OmegaConf.register_new_resolver("short_values", short_values, replace=True)  # conf/train.yaml, hydra.sweep.subdir
+
+
 def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
-    """Completed trials best first by `metric` (direction "minimize" or "maximize"), then the others by number."""
+    """Completed trials best first by `metric` (direction "minimize" or "maximize"), then pruned ones (their value
+    where the pruner stopped them), then the others by number."""
     sign = 1 if direction == "minimize" else -1
 
     def key(row: dict) -> tuple:
         value = row.get(metric)
         if value is None or math.isnan(value):  # no value: ranked after every trial that has one
-            return (True, 0.0, row["trial"])
-        return (False, sign * value, row["trial"])
+            return (True, True, 0.0, row["trial"])
+        return (False, row.get("status") == "pruned", sign * value, row["trial"])  # pruned: after the completed
 
     return sorted(rows, key=key)
 
@@ -218,7 +243,7 @@ class PrepareStudy(Callback):
 
         from logreg.quiet import quiet_third_parties
 
-        quiet_third_parties()  # before optuna's storage is imported: SQLAlchemy warns about optuna 2 at import
+        quiet_third_parties()  # before optuna's storage sets up its tables: alembic's lines stay off the console
         import optuna
 
         lock_path = Path(f"{storage.removeprefix('sqlite:///')}.lock") if storage.startswith("sqlite:///") else None
