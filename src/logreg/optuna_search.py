@@ -87,15 +87,21 @@ def problems(search: Search, launcher: Any, config: DictConfig) -> Any:
         yield pruner, f"prunes by a val/* optimized_metric at each epoch; {objectives[0]} is known only at the end"
     every = OmegaConf.select(config, "trainer.check_val_every_n_epoch") or 1
     if every >= config.epochs:
-        yield pruner, (
-            f"trials validate every {every} epochs of {config.epochs}: nothing to prune by before the end; "
-            "add trainer.check_val_every_n_epoch=1"
+        yield (
+            pruner,
+            (
+                f"trials validate every {every} epochs of {config.epochs}: nothing to prune by before the end; "
+                "add trainer.check_val_every_n_epoch=1"
+            ),
         )
     in_process = type(launcher).__name__ == "BasicLauncher" or getattr(launcher, "runs_jobs_in_this_process", False)
     if not in_process and not search.storage:
-        yield pruner, (
-            f"trials run in other processes ({type(launcher).__name__}): they reach their trial through a shared "
-            "storage: add hydra.sweeper.storage=sqlite:///logs/optuna.db"
+        yield (
+            pruner,
+            (
+                f"trials run in other processes ({type(launcher).__name__}): they reach their trial through a shared "
+                "storage: add hydra.sweeper.storage=sqlite:///logs/optuna.db"
+            ),
         )
 
 
@@ -128,7 +134,7 @@ def search_space(params: Mapping[str, str], arguments: Sequence[str]) -> tuple[d
 
 def distribution(override: Override) -> Any:
     """One swept key's optuna distribution: choice -> categorical; range (Hydra's: the stop excluded) -> int or float
-    steps; interval -> uniform, log-uniform with tag(log, ...), int where both ends are ints."""
+    steps; interval -> uniform floats, log-uniform with tag(log, ...)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     key, value = override.get_key_element(), override.value()
@@ -144,9 +150,7 @@ def distribution(override: Override) -> Any:
         return FloatDistribution(float(min(values)), float(max(values)), step=abs(float(step)))
     if override.is_interval_sweep():
         assert isinstance(value, IntervalSweep)
-        log_scale = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log_scale)
+        log_scale = "log" in value.tags  # Hydra reads an interval's ends as floats: range(...) sweeps whole numbers
         if log_scale and not value.start > 0:  # type: ignore[operator]
             raise ConfigError(f"hydra.sweeper.params.{key}: tag(log, ...) needs an interval above 0")
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)  # type: ignore[arg-type]
@@ -203,16 +207,21 @@ def run_study(search: Search, launcher: Any, config: DictConfig, arguments: Sequ
         load_if_exists=True,  # the same storage and study name continue the study
     )
     earlier = len(study.trials)
+    if earlier:  # resumed: a seeded sampler would propose its first trials again
+        sampler.reseed_rng()
     log.info(
         f"Optuna study {study.study_name}: {n_trials} new trials in batches of {search.n_jobs}, "
-        f"{type(sampler).__name__}, {type(search.pruner).__name__}"
-        + (f", {earlier} trials before" if earlier else "")
+        f"{type(sampler).__name__}, {type(search.pruner).__name__}" + (f", {earlier} trials before" if earlier else "")
     )
     job_idx, done = 0, 0
-    while done < n_trials:
+    while done < n_trials and not (isinstance(search.sampler, functools.partial) and sampler.is_exhausted(study)):
         trials = [study.ask(space) for _ in range(min(search.n_jobs, n_trials - done))]
         overrides = [
-            (*(as_override(k, v) for k, v in trial.params.items()), *fixed, f"++hydra.job.env_set.{TRIAL_ENV}={trial.number}")
+            (
+                *(as_override(k, v) for k, v in trial.params.items()),
+                *fixed,
+                f"++hydra.job.env_set.{TRIAL_ENV}={trial.number}",
+            )
             for trial in trials
         ]
         trials_in_this_process.update({trial.number: trial for trial in trials})
@@ -225,7 +234,7 @@ def run_study(search: Search, launcher: Any, config: DictConfig, arguments: Sequ
             for trial in trials:  # interrupted (Ctrl-C) mid-batch: its trials are not left running in the study
                 trials_in_this_process.pop(trial.number, None)
                 if trial.number not in told:
-                    study.tell(trial, state=TrialState.FAIL)
+                    record(study, trial, None, TrialState.FAIL)
         job_idx += len(returns)
         done += len(trials)
         failed = [result for result, failure in zip(returns, failures) if failure]
@@ -265,12 +274,18 @@ def tell(study: Any, trial: Any, result: JobReturn) -> bool:
         values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
         if len(values) != len(study.directions) or any(math.isnan(v) for v in values):
             state, values = TrialState.FAIL, None
+    record(study, trial, values, state)
+    return state == TrialState.FAIL
+
+
+def record(study: Any, trial: Any, values: list[float] | None, state: Any) -> None:
+    """study.tell; the grid sampler asks the study to stop once its grid is done, which only `optimize` can do (the
+    trial is recorded first): the sweep stops by its own count of trials."""
     try:
         study.tell(trial, values, state=state)
-    except RuntimeError as error:  # the grid sampler stops the study once its grid is done: nothing to stop here
+    except RuntimeError as error:
         if GRID_STOPPED not in str(error):
             raise
-    return state == TrialState.FAIL
 
 
 def write_results(study: Any, sweep_dir: Path) -> None:

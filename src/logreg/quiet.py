@@ -23,9 +23,9 @@ UPSTREAM_WARNINGS = [
         "every run, a resumed one too, writes into its own new folder by design; the best score restarts there",
     ),
     (
-        r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0",
-        Warning,
-        "optuna 2 (the sweeper's) under the SQLAlchemy 1.4 it needs; the sweep extra pins SQLAlchemy below 2 for it",
+        r"QMCSampler is experimental",
+        UserWarning,  # optuna's ExperimentalWarning
+        "hydra/sweeper/sampler=qmc names it; Optuna marks the class experimental since 3.0, nothing a run can change",
     ),
     (
         r"It is recommended to use `self\.log\(.*sync_dist=True\)` when logging on epoch level",

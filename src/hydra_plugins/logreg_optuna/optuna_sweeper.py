@@ -14,6 +14,10 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import MISSING, DictConfig
 
+from logreg.quiet import quiet_third_parties
+
+quiet_third_parties()  # before Hydra instantiates a sampler (QMC's warns that it is experimental)
+
 
 @dataclass
 class TPESamplerConfig:
