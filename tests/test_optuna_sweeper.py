@@ -140,6 +140,10 @@ def test_trial_folder_names_keep_whatever_is_not_a_long_float(dirname):
     assert short_values(dirname) == dirname  # a list is left whole
 
 
+def test_a_trial_folder_name_is_one_folder_whatever_the_values():
+    assert short_values("monitor=val/acc,x=a/b/c") == "monitor=val-acc,x=a-b-c"
+
+
 # --------------------------------------------------------------------------------------------- samplers, batches
 
 

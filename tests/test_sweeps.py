@@ -215,6 +215,27 @@ def test_a_trial_the_median_pruner_stops_keeps_its_folder_and_is_pruned_in_the_s
     assert steps[1] == steps[0] // 2  # pruned after the first of its 2 epochs
 
 
+def test_several_objectives_one_direction_each_and_the_summary_shows_optunas_pareto_front(tmp_path, tiny_csv):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result, rows = sweep(
+        tmp_path,
+        tiny_csv,
+        "hparams_search=optuna",
+        "optimized_metric=[val/loss,val/acc]",
+        "hydra.sweeper.n_trials=4",
+        f"hydra.sweeper.storage={storage}",
+    )
+
+    study = optuna.load_study(study_name="logreg", storage=storage)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    front = {int(row["trial"]) for row in rows if row["pareto"] == "yes"}
+    assert front == {t.number for t in study.best_trials} and front  # the job number is the trial's number here
+    assert [row["pareto"] for row in rows] == sorted((row["pareto"] for row in rows), reverse=True)  # front first
+    assert "Pareto front first" in result.stdout
+
+
 def test_joblib_launcher_runs_trials_in_parallel_processes(tmp_path, tiny_csv):
     result, rows = sweep(tmp_path, tiny_csv, "lr=0.1,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 

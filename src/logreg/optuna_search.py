@@ -139,11 +139,12 @@ def distribution(override: Override) -> Any:
 
     key, value = override.get_key_element(), override.value()
     if override.is_choice_sweep() or (override.is_range_sweep() and getattr(value, "shuffle", False)):
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        choices: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode))
+        return CategoricalDistribution(choices)
     if override.is_range_sweep():
-        values = list(override.sweep_iterator())
+        values: list[Any] = list(override.sweep_iterator())
         if not values:
-            raise ConfigError(f"hydra.sweeper.params.{key}={override.input_line}: the range is empty")
+            raise ConfigError(f"{override.input_line}: the range is empty")
         step = value.step  # type: ignore[union-attr]
         if all(isinstance(v, int) for v in values) and isinstance(step, int):
             return IntDistribution(min(values), max(values), step=abs(step))
@@ -203,7 +204,7 @@ def run_study(search: Search, launcher: Any, config: DictConfig, arguments: Sequ
         storage=search.storage,
         sampler=sampler,
         pruner=search.pruner,
-        directions=search.directions,
+        directions=search.directions,  # type: ignore[arg-type]  # checked: each is "minimize" or "maximize"
         load_if_exists=True,  # the same storage and study name continue the study
     )
     earlier = len(study.trials)

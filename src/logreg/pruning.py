@@ -38,6 +38,6 @@ class ReportToTrial(L.Callback):
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
             trainer.should_stop = True
-            record = {"trial": self.trial.number, "epoch": epoch, self.metric: float(value)}  # type: ignore[dict-item]
+            record = {"trial": self.trial.number, "epoch": epoch, self.metric: float(value)}
             write_text(f"{HydraConfig.get().runtime.output_dir}/{PRUNED_FILE}", json.dumps(record) + "\n")
             self.trial = None  # one record; the epochs left are not trained
