@@ -313,3 +313,51 @@ def test_pruning_trials_in_other_processes_needs_a_shared_storage(tmp_path):
         "hydra.sweeper.n_trials=1",
         launcher=OtherProcesses(),
     )
+
+
+# ---------------------------------------------------------------------------------------------------- dashboard
+
+
+@pytest.mark.slow  # the dashboard takes 10 to 20 s to start here
+def test_optuna_dashboard_serves_a_sweeps_study_on_localhost(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_sweep(tmp_path, *GRID, f"hydra.sweeper.storage={storage}", arguments=LRS)
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dashboard = Path(sys.executable).parent / "optuna-dashboard"
+    server = subprocess.Popen(
+        [str(dashboard), storage, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def get(path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    try:
+        for _ in range(600):  # until it listens (a minute at most), or it has died
+            try:
+                studies = get("/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.1)
+        [study] = studies
+        trials = get(f"/api/studies/{study['study_id']}")["trials"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert study["study_name"] == "logreg"
+    lrs = sorted(float(t["params"][0]["param_external_value"]) for t in trials)
+    assert lrs == [0.01, 0.1, 1.0] and {t["state"] for t in trials} == {"Complete"}

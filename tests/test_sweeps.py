@@ -184,8 +184,17 @@ def test_an_optuna_sweep_prints_no_plugin_set_up_lines_no_escape_codes_and_names
         assert len(lr) > 12  # the summary keeps the full value
 
 
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        [],  # the basic launcher: trials in the sweeper's process report to the live trial
+        ["hydra/launcher=joblib"],  # trials in other processes report through the shared storage
+        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+    ],
+    ids=["basic", "joblib", "submitit_local"],
+)
 def test_a_trial_the_median_pruner_stops_keeps_its_folder_and_is_pruned_in_the_study_and_the_summary(
-    tmp_path, tiny_csv
+    tmp_path, tiny_csv, launcher
 ):
     import optuna
     import torch
@@ -199,6 +208,7 @@ def test_a_trial_the_median_pruner_stops_keeps_its_folder_and_is_pruned_in_the_s
         "hydra.sweeper.pruner.n_startup_trials=1",
         "trainer.check_val_every_n_epoch=1",
         f"hydra.sweeper.storage={storage}",
+        *launcher,
     ]
     _, good = sweep(tmp_path, tiny_csv, *pruned, "lr=1", name="good")
     _, slow = sweep(tmp_path, tiny_csv, *pruned, "lr=0.000001", name="slow")  # the same study, resumed
