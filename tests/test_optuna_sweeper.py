@@ -156,7 +156,7 @@ def test_each_sampler_by_name_is_seeded_and_proposes_the_same_trials_again(tmp_p
     first, _ = run_sweep(tmp_path, *overrides, arguments=arguments)
     again, _ = run_sweep(tmp_path, *overrides, arguments=arguments)
 
-    assert isinstance(sampler if name != "grid" else sampler.func, SAMPLERS[name])
+    assert sampler.func is SAMPLERS[name] if name == "grid" else isinstance(sampler, SAMPLERS[name])
     assert params_of(first.batches) == params_of(again.batches) and len(params_of(first.batches)) == 3
     assert len(set(params_of(first.batches))) == 3
 

@@ -298,7 +298,7 @@ def write_results(study: Any, sweep_dir: Path) -> None:
         log.warning("No trial completed: no best trial to report")
     elif len(study.directions) == 1:
         results |= {"best_params": study.best_trial.params, "best_value": study.best_trial.value}
-        log.info(f"Best value {study.best_trial.value} with {study.best_trial.params}")
+        log.info(f"Best trial {study.best_trial.number}: {study.best_trial.value:.6g} (optimization_results.yaml)")
     else:
         results["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
         log.info(f"{len(study.best_trials)} trials on the Pareto front")
