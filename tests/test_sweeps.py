@@ -158,11 +158,92 @@ def test_optuna_sweep_is_seeded_optimizes_val_loss_and_agrees_with_the_summary(t
 
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
+    assert len(set(rows[0]["overrides"].split()) & {"optimizer=sgd", "optimizer=adam", "optimizer=adamw"}) == 1
     assert float(rows[0]["val/loss"]) == pytest.approx(results["best_value"])
     assert f"lr={results['best_params']['lr']}" in rows[0]["overrides"]
     # The seeded sampler proposes the same trials again.
     _, again = sweep(tmp_path, tiny_csv, "hparams_search=optuna", "hydra.sweeper.n_trials=3", name="again")
     assert [row["overrides"] for row in again] == [row["overrides"] for row in rows]
+
+
+def test_an_optuna_sweep_prints_no_plugin_set_up_lines_no_escape_codes_and_names_folders_with_short_values(
+    tmp_path, tiny_csv
+):
+    storage = f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}"
+    result, rows = sweep(tmp_path, tiny_csv, "hparams_search=optuna", "hydra.sweeper.n_trials=2", storage)
+
+    printed = result.stdout + result.stderr
+    assert "setup plugin" not in printed and "\x1b[" not in printed and "A new study created" not in printed
+    assert "A new study created in RDB" in (tmp_path / "sweep" / "optuna.log").read_text()  # Optuna's own lines
+    for row in rows:
+        folder = row["run_dir"].rsplit("/", 1)[-1]
+        assert folder.startswith(f"{row['trial']}_")  # the job number keeps folders apart
+        numbers = [v for o in folder.split(",") for v in [o.partition("=")[2]] if "." in v]
+        assert numbers and all(len(v.replace(".", "").lstrip("0")) <= 3 for v in numbers), folder
+        lr = next(o for o in row["overrides"].split() if o.startswith("lr="))
+        assert len(lr) > 12  # the summary keeps the full value
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        [],  # the basic launcher: trials in the sweeper's process report to the live trial
+        ["hydra/launcher=joblib"],  # trials in other processes report through the shared storage
+        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+    ],
+    ids=["basic", "joblib", "submitit_local"],
+)
+def test_a_trial_the_median_pruner_stops_keeps_its_folder_and_is_pruned_in_the_study_and_the_summary(
+    tmp_path, tiny_csv, launcher
+):
+    import optuna
+    import torch
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    pruned = [
+        "hparams_search=optuna",
+        "hydra.sweeper.params=null",  # the trials' lr alone, on the command line
+        "hydra.sweeper.n_trials=1",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "trainer.check_val_every_n_epoch=1",
+        f"hydra.sweeper.storage={storage}",
+        *launcher,
+    ]
+    _, good = sweep(tmp_path, tiny_csv, *pruned, "lr=1", name="good")
+    _, slow = sweep(tmp_path, tiny_csv, *pruned, "lr=0.000001", name="slow")  # the same study, resumed
+
+    study = optuna.load_study(study_name="logreg", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert good[0]["status"] == "ok" and slow[0]["status"] == "pruned" and float(slow[0]["val/loss"]) > 0
+    folder = tmp_path / "slow" / slow[0]["run_dir"].rsplit("/", 1)[-1]
+    assert (folder / "pruned.json").is_file() and (folder / "metrics.json").is_file()
+    steps = [
+        torch.load(tmp_path / name / row[0]["run_dir"].rsplit("/", 1)[-1] / "checkpoints" / "last.ckpt")["global_step"]
+        for name, row in (("good", good), ("slow", slow))
+    ]
+    assert steps[1] == steps[0] // 2  # pruned after the first of its 2 epochs
+
+
+def test_several_objectives_one_direction_each_and_the_summary_shows_optunas_pareto_front(tmp_path, tiny_csv):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result, rows = sweep(
+        tmp_path,
+        tiny_csv,
+        "hparams_search=optuna",
+        "optimized_metric=[val/loss,val/acc]",
+        "hydra.sweeper.n_trials=4",
+        f"hydra.sweeper.storage={storage}",
+    )
+
+    study = optuna.load_study(study_name="logreg", storage=storage)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    front = {int(row["trial"]) for row in rows if row["pareto"] == "yes"}
+    assert front == {t.number for t in study.best_trials} and front  # the job number is the trial's number here
+    assert [row["pareto"] for row in rows] == sorted((row["pareto"] for row in rows), reverse=True)  # front first
+    assert "Pareto front first" in result.stdout
 
 
 def test_joblib_launcher_runs_trials_in_parallel_processes(tmp_path, tiny_csv):

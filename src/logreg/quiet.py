@@ -23,9 +23,10 @@ UPSTREAM_WARNINGS = [
         "every run, a resumed one too, writes into its own new folder by design; the best score restarts there",
     ),
     (
-        r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0",
-        Warning,
-        "optuna 2 (the sweeper's) under the SQLAlchemy 1.4 it needs; the sweep extra pins SQLAlchemy below 2 for it",
+        r"(QMCSampler|GPSampler) is experimental|Argument ``(multivariate|constant_liar)`` is an experimental feature",
+        Warning,  # optuna.exceptions.ExperimentalWarning (a Warning); optuna is not imported to name it
+        "hydra/sweeper/sampler=qmc|gp and TPE's options name them; Optuna marks them experimental (the TPE options "
+        "until 5.0), nothing a run can change",
     ),
     (
         r"It is recommended to use `self\.log\(.*sync_dist=True\)` when logging on epoch level",

@@ -574,7 +574,7 @@ class TrainConfig:
     ckpt_path: Optional[str] = None
     trust_checkpoint: bool = False
     monitor: str = "val/loss"
-    optimized_metric: str = "val/loss"
+    optimized_metric: Any = "val/loss"  # a metric, or a list of them: one objective each (hparams_search=optuna)
 
     def metrics(self) -> dict[str, list[str]]:
         return train_metrics(self)
@@ -614,10 +614,17 @@ def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
     )
 
 
+def objectives(optimized_metric: Any) -> list[str]:
+    """`optimized_metric` as a list: one metric, or several (one objective each)."""
+    if isinstance(optimized_metric, (list, ListConfig)):
+        return [str(metric) for metric in optimized_metric]
+    return [str(optimized_metric)]
+
+
 def sweep_problems(cfg: TrainConfig | DictConfig) -> Problems:
     """What a sweeper optimizes must be measured on held-out rows, and never on the test rows kept for the end."""
     held_out = [m for m in train_metrics(cfg)["final"] if m.startswith(("val/", "cv/"))]
-    if cfg.optimized_metric not in held_out:
+    if any(metric not in held_out for metric in objectives(cfg.optimized_metric)):
         yield (
             "optimized_metric",
             (
@@ -862,9 +869,15 @@ def optuna_seed(seed: int, storage: str | None) -> int:
 
 
 OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
-OmegaConf.register_new_resolver(
-    "metric_direction", lambda metric: "minimize" if metric_mode(metric) == "min" else "maximize", replace=True
-)
+
+
+def metric_direction(optimized_metric: Any) -> str | list[str]:
+    """The sweeper's direction for `optimized_metric`: minimize a loss, maximize an accuracy; a list for a list."""
+    directions = ["minimize" if metric_mode(metric) == "min" else "maximize" for metric in objectives(optimized_metric)]
+    return directions if isinstance(optimized_metric, (list, ListConfig)) else directions[0]
+
+
+OmegaConf.register_new_resolver("metric_direction", metric_direction, replace=True)
 OmegaConf.register_new_resolver("optuna_seed", optuna_seed, replace=True, use_cache=True)
 
 # ---------------------------------------------------------------------------------------------------- ConfigStore

@@ -23,12 +23,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from logreg.optuna_trial import PRUNED_FILE
 from logreg.outputs import write_text
-from logreg.schema import metric_mode
+from logreg.schema import metric_mode, objectives
 
 ERROR_FILE = "error.txt"  # a failed trial's error, written into its folder by logreg.errors.one_line_errors
 SHOWN_METRICS = ("val/loss", "val/acc", "val/auroc", "cv/val/loss", "test/loss", "test/acc")  # printed when they fit
-ROW_KEYS = ("trial", "status", "overrides", "error", "run_dir")
+ROW_KEYS = ("trial", "status", "pareto", "overrides", "error", "run_dir")
 
 
 def read_trials(sweep_dir: Path) -> list[dict]:
@@ -38,12 +39,14 @@ def read_trials(sweep_dir: Path) -> list[dict]:
         trial_dir = overrides_file.parent.parent
         metrics_file, error_file = trial_dir / "metrics.json", trial_dir / ERROR_FILE
         status = "ok" if metrics_file.is_file() else "failed" if error_file.is_file() else "running"
+        if status == "ok" and (trial_dir / PRUNED_FILE).is_file():  # stopped early by the Optuna pruner
+            status = "pruned"
         rows.append(
             {
                 "trial": int(trial_dir.name.split("_", 1)[0]),
                 "status": status,
                 "overrides": " ".join(yaml.safe_load(overrides_file.read_text()) or []),
-                **(json.loads(metrics_file.read_text()) if status == "ok" else {}),
+                **(json.loads(metrics_file.read_text()) if status in ("ok", "pruned") else {}),
                 "error": error_file.read_text().strip() if status == "failed" else "",
                 "run_dir": str(trial_dir),
             }
@@ -51,17 +54,60 @@ def read_trials(sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def short_values(override_dirname: str) -> str:
+    """A trial folder's name part (hydra.sweep.subdir): the overrides with every float to 3 significant digits,
+    `lr=0.012297416195826564` as `lr=0.0123`, and `/` as `-` (monitor=val/acc would nest folders); the job number
+    before it keeps folders distinct, and the full values stay in the folder's .hydra/overrides.yaml and the summary."""
+
+    def short(item: str) -> str:
+        key, equals, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            return item
+        if not equals or not any(c in value for c in ".eE") or not math.isfinite(number):
+            return item
+        return f"{key}={number:.3g}"
+
+    return ",".join(short(item) for item in override_dirname.split(",")).replace("/", "-")  # one folder, never nested
+
+
+OmegaConf.register_new_resolver("short_values", short_values, replace=True)  # conf/train.yaml, hydra.sweep.subdir
+
+
 def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
-    """Completed trials best first by `metric` (direction "minimize" or "maximize"), then the others by number."""
+    """Completed trials best first by `metric` (direction "minimize" or "maximize"), then pruned ones (their value
+    where the pruner stopped them), then the others by number."""
     sign = 1 if direction == "minimize" else -1
 
     def key(row: dict) -> tuple:
         value = row.get(metric)
         if value is None or math.isnan(value):  # no value: ranked after every trial that has one
-            return (True, 0.0, row["trial"])
-        return (False, sign * value, row["trial"])
+            return (True, True, 0.0, row["trial"])
+        return (False, row.get("status") == "pruned", sign * value, row["trial"])  # pruned: after the completed
 
     return sorted(rows, key=key)
+
+
+def pareto_front(rows: list[dict], metrics: list[str]) -> list[dict]:
+    """Several objectives: the completed trials no other completed trial beats on every metric (and on one strictly),
+    marked `pareto: yes` and put first in their ranked order; the others follow, in theirs."""
+    signs = [1 if metric_mode(metric) == "min" else -1 for metric in metrics]
+
+    def scores(row: dict) -> list[float] | None:
+        values = [row.get(metric) for metric in metrics]
+        if row["status"] != "ok" or any(not isinstance(v, (int, float)) or math.isnan(v) for v in values):
+            return None
+        return [sign * float(v) for sign, v in zip(signs, values)]  # type: ignore[arg-type]
+
+    scored = [(row, scores(row)) for row in rows]
+    done = [score for _, score in scored if score is not None]
+    front = []
+    for row, score in scored:
+        dominated = score is None or any(all(o <= s for o, s in zip(other, score)) and other != score for other in done)
+        row["pareto"] = "" if dominated else "yes"
+        front.append(row)
+    return [row for row in front if row["pareto"]] + [row for row in front if not row["pareto"]]
 
 
 def group_by_seed(rows: list[dict]) -> list[dict]:
@@ -103,13 +149,14 @@ def write_summary(rows: list[dict], sweep_dir: Path, metric: str) -> None:
     files are this sweep's own: `overwrite` lets each trial rewrite them)."""
     metric_columns = sorted({k for row in rows for k in row} - set(ROW_KEYS))
     ranked = [{"rank": number, **row} for number, row in enumerate(rows, start=1)]
+    pareto = ["pareto"] if any("pareto" in row for row in rows) else []  # several objectives
     write_text(
         sweep_dir / "summary.csv",
-        _csv(ranked, ["rank", "trial", "status", "overrides", *metric_columns, "error", "run_dir"]),
+        _csv(ranked, ["rank", "trial", "status", *pareto, "overrides", *metric_columns, "error", "run_dir"]),
         overwrite=True,
         same_kind=_ours,
     )
-    shown = ["rank", "trial", "status", "overrides", *dict.fromkeys([metric, *SHOWN_METRICS]), "run_dir"]
+    shown = ["rank", "trial", "status", *pareto, "overrides", *dict.fromkeys([metric, *SHOWN_METRICS]), "run_dir"]
     markdown = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     markdown += ["| " + " | ".join(_cell(row.get(c, "")) for c in shown) + " |" for row in ranked]
     write_text(sweep_dir / "summary.md", "\n".join(markdown) + "\n", overwrite=True, same_kind=_ours)
@@ -145,7 +192,10 @@ def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any =
     metrics = [m for m in dict.fromkeys([metric, *SHOWN_METRICS]) if any(m in row for row in rows)] or [metric]
 
     def table(count: int) -> Table:
-        result = Table(title=f"Sweep summary, best {metric} first (every column: {sweep_dir}/summary.csv)")
+        first = (
+            "the Pareto front first (status ok*)" if any(row.get("pareto") for row in rows) else f"best {metric} first"
+        )
+        result = Table(title=f"Sweep summary, {first} (every column: {sweep_dir}/summary.csv)")
         for column in ("trial", "status"):
             result.add_column(column, no_wrap=True)
         result.add_column("overrides", overflow="fold", min_width=12)
@@ -154,7 +204,7 @@ def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any =
         for row in rows:
             result.add_row(
                 str(row["trial"]),
-                row["status"],
+                row["status"] + ("*" if row.get("pareto") else ""),
                 row["overrides"] or "-",
                 *(_cell(row.get(name, "")) for name in metrics[:count]),
             )
@@ -189,19 +239,20 @@ class SweepSummary(Callback):
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
             sweep_dir = Path(hydra_cfg.sweep.dir)
-            write_summary(self._ranked(config, sweep_dir), sweep_dir, config.optimized_metric)
+            write_summary(self._ranked(config, sweep_dir), sweep_dir, objectives(config.optimized_metric)[0])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = self._ranked(config, sweep_dir)
-        write_summary(rows, sweep_dir, config.optimized_metric)
-        print_summary(rows, sweep_dir, config.optimized_metric)
+        write_summary(rows, sweep_dir, objectives(config.optimized_metric)[0])
+        print_summary(rows, sweep_dir, objectives(config.optimized_metric)[0])
 
     @staticmethod
     def _ranked(config: DictConfig, sweep_dir: Path) -> list[dict]:
-        metric = config.optimized_metric
-        direction = "minimize" if metric_mode(metric) == "min" else "maximize"
-        return rank(read_trials(sweep_dir), metric, direction)
+        metrics = objectives(config.optimized_metric)
+        direction = "minimize" if metric_mode(metrics[0]) == "min" else "maximize"
+        ranked = rank(read_trials(sweep_dir), metrics[0], direction)
+        return pareto_front(ranked, metrics) if len(metrics) > 1 else ranked
 
 
 class PrepareStudy(Callback):
@@ -218,7 +269,7 @@ class PrepareStudy(Callback):
 
         from logreg.quiet import quiet_third_parties
 
-        quiet_third_parties()  # before optuna's storage is imported: SQLAlchemy warns about optuna 2 at import
+        quiet_third_parties()  # before optuna's storage sets up its tables: alembic's lines stay off the console
         import optuna
 
         lock_path = Path(f"{storage.removeprefix('sqlite:///')}.lock") if storage.startswith("sqlite:///") else None

@@ -280,7 +280,7 @@ def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: Tabu
     return options
 
 
-def run(cfg: DictConfig, script: str) -> float:
+def run(cfg: DictConfig, script: str) -> float | list[float]:
     """train.py's job: `train` with Lightning's DDP processes running this Hydra job; returns the metric a sweeper
     optimizes (`optimized_metric`; NaN where a single run does not measure it)."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -296,4 +296,6 @@ def run(cfg: DictConfig, script: str) -> float:
         if error.filename:
             raise
         raise OSError(error.errno, error.strerror, HydraConfig.get().runtime.output_dir) from error
+    if OmegaConf.is_list(cfg.optimized_metric):  # several objectives: one value each
+        return [metrics.get(metric, math.nan) for metric in cfg.optimized_metric]
     return metrics.get(cfg.optimized_metric, math.nan)
