@@ -83,3 +83,29 @@ def bce_gradient(
         grad_weight += block[2]
         grad_bias += block[3]
     return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows)
+
+
+def bce_hessian(
+    features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pos_weight: float = 1.0
+) -> torch.Tensor:
+    """The (F+1, F+1) Hessian of the mean BCE in (w, b), the bias last: X~' diag(v) X~ / B for X~ = [X, 1] and
+    v_i = d2 loss_i / d z_i^2 = (1 + (c - 1) y_i) sigmoid(z_i) sigmoid(-z_i). In blocks of BLOCK_ROWS rows.
+
+    Args:
+        features: (B, F) rows as the weights see them; labels: (B,); weight: (F,); bias: ().
+    """
+    n_rows, n_features = features.shape
+    hessian = torch.zeros(n_features + 1, n_features + 1, dtype=features.dtype, device=features.device)
+    for start in range(0, n_rows, BLOCK_ROWS):
+        rows, block_labels = features[start : start + BLOCK_ROWS], labels[start : start + BLOCK_ROWS]
+        logits = torch.addmv(bias, rows, weight)  # (n,)
+        curvature = torch.sigmoid(logits) * torch.sigmoid(-logits)  # (n,) p (1 - p), without 1 - p's rounding
+        if pos_weight != 1.0:
+            curvature = curvature * (1 + (pos_weight - 1) * block_labels)
+        weighted = rows * curvature.unsqueeze(-1)  # (n, F)
+        hessian[:n_features, :n_features] += rows.T @ weighted
+        column = weighted.sum(0)  # (F,) X' v
+        hessian[:n_features, n_features] += column
+        hessian[n_features, :n_features] += column
+        hessian[n_features, n_features] += curvature.sum()
+    return hessian / n_rows

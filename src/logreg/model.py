@@ -10,6 +10,7 @@ would, so the numbers are those of one process on the whole batch.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -22,8 +23,9 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import CatMetric
 
 from logreg.errors import ConfigError, TrainingDiverged
-from logreg.gradient import bce_gradient
+from logreg.gradient import bce_gradient, bce_hessian
 from logreg.metrics import choose_threshold, evaluation_metrics
+from logreg.newton import MAX_FEATURES, Newton
 from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
 from logreg.splits import minibatches
 
@@ -32,6 +34,7 @@ TORCH_OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "lbfgs": torch.optim.LBFGS,
+    "newton": Newton,
 }
 TORCH_SCHEDULERS = {
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
@@ -110,6 +113,7 @@ class LogisticRegression(L.LightningModule):
         self.val_logits, self.val_labels = CatMetric(), CatMetric()
         self.test_logits, self.test_labels = CatMetric(), CatMetric()
         self._outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.newton_result: dict[str, Any] | None = None  # after a Newton step: converged, iterations, gradient_norm
         self.test_prefix = "test"  # what test metrics are logged as: eval.py names them by the rows it scores
 
     @staticmethod
@@ -119,6 +123,11 @@ class LogisticRegression(L.LightningModule):
         if optimizer.get("name") not in OPTIMIZERS:
             raise ConfigError(f"model.optimizer.name={optimizer.get('name')}: expected one of {', '.join(OPTIMIZERS)}")
         check_arguments(OPTIMIZERS[optimizer["name"]], optimizer, "model.optimizer.")
+        if optimizer["name"] == "newton" and n_features > MAX_FEATURES:
+            raise ConfigError(
+                f"optimizer=newton: the data has {n_features} features, more than {MAX_FEATURES}, where each "
+                "iteration's F x F Hessian costs more than many L-BFGS iterations; use optimizer=lbfgs"
+            )
         if scheduler is not None:
             if scheduler.get("name") not in SCHEDULERS:
                 raise ConfigError(
@@ -223,6 +232,34 @@ class LogisticRegression(L.LightningModule):
 
         return closure_for
 
+    def _hessian(self) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]:
+        """`hessian_for(features (B, F), labels (B,))`: a function returning the (F+1, F+1) Hessian of that batch's
+        mean loss in the module's parameters (the weight, then the bias) at their current values, averaged over the
+        processes (one all-reduce of (F+1)^2 numbers), for Newton's method."""
+        pos_weight, distributed = float(self.options.pos_weight), self.trainer.world_size > 1
+        weight, bias = self.linear.weight.detach().view(-1), self.linear.bias.detach().view(())  # (F,), ()
+        mean, std = self.feature_mean, self.feature_std  # (F,), (F,)
+        n_features = len(weight)
+        # The loss depends on theta = (w, b) through the folded phi = (w / std, b - (w / std) . mean) = J theta, so
+        # the Hessian in theta is J' H_phi J, with J = [[diag(1 / std), 0], [-mean / std, 1]]  (F+1, F+1)
+        jacobian = torch.eye(n_features + 1, dtype=weight.dtype, device=weight.device)
+        jacobian[:n_features, :n_features] = torch.diag(1 / std)
+        jacobian[n_features, :n_features] = -mean / std
+
+        def hessian_for(features: torch.Tensor, labels: torch.Tensor) -> Callable[[], torch.Tensor]:
+            def hessian() -> torch.Tensor:
+                folded_weight = weight / std
+                folded_bias = bias - torch.dot(folded_weight, mean)
+                folded = bce_hessian(features, labels, folded_weight, folded_bias, pos_weight)
+                result = jacobian.T @ folded @ jacobian
+                if distributed:
+                    result = self.trainer.strategy.reduce(result, reduce_op="mean")
+                return result
+
+            return hessian
+
+        return hessian_for
+
     def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
         """chunk: K mini-batches of B rows (`logreg.splits.TrainingChunks`); one optimizer step per mini-batch."""
         if self._epoch_sums is None:  # loss sum, correct predictions: tensors, added to in place by each update
@@ -234,8 +271,15 @@ class LogisticRegression(L.LightningModule):
             self._epoch_rows = 0
         # configure_optimizers returns one optimizer, so Lightning gives it alone (not a list)
         closure_for, optimizer = self._update(), cast(LightningOptimizer, self.optimizers())
+        newton = optimizer.optimizer if isinstance(optimizer.optimizer, Newton) else None
+        hessian_for = self._hessian() if newton is not None else None
         for features, labels in minibatches(chunk):
-            optimizer.step(closure=closure_for(features, labels))
+            if hessian_for is None:
+                optimizer.step(closure=closure_for(features, labels))
+            else:
+                optimizer.step(closure=closure_for(features, labels), hessian=hessian_for(features, labels))
+        if newton is not None:
+            self.newton_result = dict(newton.result)
         self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
 
     def on_train_epoch_end(self) -> None:
@@ -250,6 +294,18 @@ class LogisticRegression(L.LightningModule):
             self.log("train/loss", loss_sum / rows, prog_bar=True)
             self.log("train/acc", correct / rows, prog_bar=True)
         self._step_scheduler()
+
+    def on_train_end(self) -> None:
+        result = self.newton_result
+        if result is not None and not result["converged"] and self.trainer.is_global_zero:
+            max_iter = self.options.optimizer.get("max_iter")
+            print(
+                f"newton: not converged: gradient norm {result['gradient_norm']:.1e} > tolerance_grad "
+                f"{self.options.optimizer.get('tolerance_grad'):.0e} after the last epoch's {result['iterations']} "
+                f"iterations (max_iter={max_iter}); separated classes never converge (see the inference report), "
+                "else raise model.optimizer.max_iter or epochs",
+                file=sys.stderr,
+            )
 
     def on_validation_start(self) -> None:
         if self.trainer.state.fn == "fit":  # validation inside fit may write a checkpoint: only of finite weights
@@ -286,6 +342,11 @@ class LogisticRegression(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         options = dict(self.options.optimizer)
+        if options["name"] == "newton" and self.linear.weight.dtype != torch.float64:
+            raise ConfigError(
+                "optimizer=newton: needs float64 (trainer.precision=64-true): its line search compares losses "
+                "that differ in their last digits near the optimum, which float32 does not have"
+            )
         optimizer = TORCH_OPTIMIZERS[options.pop("name")](self.parameters(), **options)
         if not self.options.scheduler:
             return optimizer

@@ -233,7 +233,29 @@ class LBFGSConfig(OptimizerConfig):
             yield "line_search_fn", "strong_wolfe or null"
 
 
-OPTIMIZERS = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig, "lbfgs": LBFGSConfig}
+@dataclass
+class NewtonConfig(OptimizerConfig):
+    """`logreg.newton.Newton`: Newton's method with a line search, full batch, float64 (trainer.precision=64-true)."""
+
+    name: str = "newton"
+    max_iter: int = 100
+    tolerance_grad: float = 1e-8
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        if self.max_iter < 1:
+            yield "max_iter", "a whole number >= 1"
+        if not 0 <= self.tolerance_grad < math.inf:
+            yield "tolerance_grad", "a number >= 0"
+
+
+OPTIMIZERS = {
+    "sgd": SGDConfig,
+    "adam": AdamConfig,
+    "adamw": AdamWConfig,
+    "lbfgs": LBFGSConfig,
+    "newton": NewtonConfig,
+}
 
 
 @dataclass
@@ -607,6 +629,11 @@ class TrainConfig:
                 yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
             if self.cv.folds >= 2 and self.ckpt_path is not None:
                 yield "cv.folds", "0 when resuming from ckpt_path (each fold is a run of its own)"
+            if isinstance(self.model.optimizer, NewtonConfig):
+                if not str(self.trainer.precision).startswith("64"):
+                    yield "trainer.precision", "64-true with optimizer=newton (its line search needs float64)"
+                if self.data.batch_size is not None:
+                    yield "data.batch_size", "null (full batch) with optimizer=newton"
 
 
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
