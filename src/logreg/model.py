@@ -23,7 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import CatMetric
 
 from logreg.errors import ConfigError, TrainingDiverged
-from logreg.gradient import bce_gradient, bce_hessian
+from logreg.gradient import bce_gradient, bce_gradient_and_hessian, bce_hessian
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.newton import MAX_FEATURES, Newton
 from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
@@ -173,12 +173,17 @@ class LogisticRegression(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------------- training
 
-    def _update(self) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]:
+    def _update(
+        self, with_hessian: bool = False
+    ) -> tuple[Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]:
         """`closure_for(features (B, F), labels (B,))`: the closure of one optimizer step on that mini-batch. It sets
         the gradient of the batch's mean loss on the weights (averaged over processes), adds the batch's loss and
         correct predictions to this epoch's sums (once per step: L-BFGS evaluates the closure several times), and
-        returns the mean loss. What holds for a whole Lightning step (the options, the process count, the weights'
-        storage) is looked up here, once, not per update: at 64 rows an update is a few dozen microseconds."""
+        returns the mean loss. With `with_hessian` (Newton's method) each evaluation also computes, in the same pass,
+        the (F+1, F+1) Hessian of the mean loss in the parameters (the weight, then the bias), averaged over the
+        processes (one all-reduce of (F+1)^2 numbers), which the second function returned gives back.
+        What holds for a whole Lightning step (the options, the process count, the weights' storage) is looked up
+        here, once, not per update: at 64 rows an update is a few dozen microseconds."""
         pos_weight, threshold = float(self.options.pos_weight), float(self.threshold)
         distributed = self.trainer.world_size > 1
         identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
@@ -188,6 +193,23 @@ class LogisticRegression(L.LightningModule):
         assert self._epoch_sums is not None, "training_step sets the epoch's sums before its updates"
         loss_sum, correct = self._epoch_sums
         first_evaluation = [True]
+        mean, std, n_features = self.feature_mean, self.feature_std, len(current_weight)
+        # The loss depends on theta = (w, b) through the folded phi = (w / std, b - (w / std) . mean) = J theta, so
+        # the Hessian in theta is J' H_phi J, with J = [[diag(1 / std), 0], [-mean / std, 1]]  (F+1, F+1)
+        jacobian = torch.eye(n_features + 1, dtype=current_weight.dtype, device=current_weight.device)
+        jacobian[:n_features, :n_features] = torch.diag(1 / std)
+        jacobian[n_features, :n_features] = -mean / std
+        last_hessian: list[torch.Tensor] = []  # the Hessian (F+1, F+1) of the last evaluation, in theta
+
+        def folded() -> tuple[torch.Tensor, torch.Tensor]:
+            """The weight (F,) and bias () acting on the raw features."""
+            if identity_scaler:
+                return current_weight, current_bias
+            folded_weight = current_weight / std
+            return folded_weight, current_bias - torch.dot(folded_weight, mean)
+
+        def keep_hessian(hessian: torch.Tensor) -> None:
+            last_hessian[:] = [hessian if identity_scaler else jacobian.T @ hessian @ jacobian]
 
         def autograd(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """Lab 5's way: build the graph, let autograd differentiate it."""
@@ -197,16 +219,20 @@ class LogisticRegression(L.LightningModule):
                 loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=class_weight)
                 grad_weight, grad_bias = torch.autograd.grad(loss, [weight, bias])
             correct_now = (torch.sigmoid(logits.detach()) >= threshold).eq(labels).sum()
+            if with_hessian:
+                keep_hessian(bce_hessian(features, labels, *folded(), pos_weight))
             return loss.detach() * len(labels), correct_now, grad_weight.view(-1), grad_bias.view(())
 
         def analytic(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """The closed form, on the weights acting on the raw features, then the chain rule through the scaler."""
+            if with_hessian:
+                result, hessian = bce_gradient_and_hessian(features, labels, *folded(), pos_weight, threshold)
+                keep_hessian(hessian)
+            else:
+                result = bce_gradient(features, labels, *folded(), pos_weight, threshold)
             if identity_scaler:
-                return bce_gradient(features, labels, current_weight, current_bias, pos_weight, threshold)
-            folded_weight = current_weight / self.feature_std
-            folded_bias = current_bias - torch.dot(folded_weight, self.feature_mean)
-            result = bce_gradient(features, labels, folded_weight, folded_bias, pos_weight, threshold)
-            grad_weight = (result.weight - result.bias * self.feature_mean) / self.feature_std  # dz/dw = (x - mean)/std
+                return result
+            grad_weight = (result.weight - result.bias * mean) / std  # dz/dw = (x - mean) / std
             return result.loss_sum, result.correct, grad_weight, result.bias
 
         gradient = autograd if self.options.gradient == "autograd" else analytic
@@ -219,10 +245,13 @@ class LogisticRegression(L.LightningModule):
                 first_evaluation[0] = False
             loss = batch_loss_sum / len(labels)
             if distributed:  # the mean over processes of equal batches: the whole batch's gradient and loss
-                packed = self.trainer.strategy.reduce(
-                    torch.cat([grad_weight, grad_bias.view(1), loss.view(1)]), reduce_op="mean"
-                )
-                grad_weight, grad_bias, loss = packed[:-2], packed[-2], packed[-1]
+                packed = torch.cat([grad_weight, grad_bias.view(1), loss.view(1)])
+                if with_hessian:
+                    packed = torch.cat([packed, last_hessian[0].flatten()])
+                packed = self.trainer.strategy.reduce(packed, reduce_op="mean")
+                grad_weight, grad_bias, loss = packed[:n_features], packed[n_features], packed[n_features + 1]
+                if with_hessian:
+                    last_hessian[:] = [packed[n_features + 2 :].view(n_features + 1, n_features + 1)]
             weight.grad, bias.grad = grad_weight.view(1, -1), grad_bias.view(1)
             return loss
 
@@ -230,35 +259,11 @@ class LogisticRegression(L.LightningModule):
             first_evaluation[0] = True
             return lambda: update(features, labels)
 
-        return closure_for
+        def hessian() -> torch.Tensor:
+            assert last_hessian, "the closure computes the Hessian: Newton calls it first"
+            return last_hessian[0]
 
-    def _hessian(self) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]:
-        """`hessian_for(features (B, F), labels (B,))`: a function returning the (F+1, F+1) Hessian of that batch's
-        mean loss in the module's parameters (the weight, then the bias) at their current values, averaged over the
-        processes (one all-reduce of (F+1)^2 numbers), for Newton's method."""
-        pos_weight, distributed = float(self.options.pos_weight), self.trainer.world_size > 1
-        weight, bias = self.linear.weight.detach().view(-1), self.linear.bias.detach().view(())  # (F,), ()
-        mean, std = self.feature_mean, self.feature_std  # (F,), (F,)
-        n_features = len(weight)
-        # The loss depends on theta = (w, b) through the folded phi = (w / std, b - (w / std) . mean) = J theta, so
-        # the Hessian in theta is J' H_phi J, with J = [[diag(1 / std), 0], [-mean / std, 1]]  (F+1, F+1)
-        jacobian = torch.eye(n_features + 1, dtype=weight.dtype, device=weight.device)
-        jacobian[:n_features, :n_features] = torch.diag(1 / std)
-        jacobian[n_features, :n_features] = -mean / std
-
-        def hessian_for(features: torch.Tensor, labels: torch.Tensor) -> Callable[[], torch.Tensor]:
-            def hessian() -> torch.Tensor:
-                folded_weight = weight / std
-                folded_bias = bias - torch.dot(folded_weight, mean)
-                folded = bce_hessian(features, labels, folded_weight, folded_bias, pos_weight)
-                result = jacobian.T @ folded @ jacobian
-                if distributed:
-                    result = self.trainer.strategy.reduce(result, reduce_op="mean")
-                return result
-
-            return hessian
-
-        return hessian_for
+        return closure_for, hessian
 
     def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
         """chunk: K mini-batches of B rows (`logreg.splits.TrainingChunks`); one optimizer step per mini-batch."""
@@ -270,14 +275,14 @@ class LogisticRegression(L.LightningModule):
             )
             self._epoch_rows = 0
         # configure_optimizers returns one optimizer, so Lightning gives it alone (not a list)
-        closure_for, optimizer = self._update(), cast(LightningOptimizer, self.optimizers())
+        optimizer = cast(LightningOptimizer, self.optimizers())
         newton = optimizer.optimizer if isinstance(optimizer.optimizer, Newton) else None
-        hessian_for = self._hessian() if newton is not None else None
+        closure_for, hessian = self._update(with_hessian=newton is not None)
         for features, labels in minibatches(chunk):
-            if hessian_for is None:
+            if newton is None:
                 optimizer.step(closure=closure_for(features, labels))
             else:
-                optimizer.step(closure=closure_for(features, labels), hessian=hessian_for(features, labels))
+                optimizer.step(closure=closure_for(features, labels), hessian=hessian)
         if newton is not None:
             self.newton_result = dict(newton.result)
         self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])

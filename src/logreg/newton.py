@@ -57,7 +57,7 @@ class Newton(torch.optim.Optimizer):
         self, closure: Callable[[], torch.Tensor], hessian: Callable[[], torch.Tensor] | None = None
     ) -> torch.Tensor:
         """Up to max_iter Newton iterations. `closure()` sets the gradient of the loss on the parameters and returns the
-        loss; `hessian()` returns the (P, P) Hessian at the current parameters, in the parameters' order."""
+        loss; `hessian()` returns the (P, P) Hessian at the parameters of the last `closure()` call, in their order."""
         if hessian is None:
             raise ValueError("Newton.step needs hessian=: a function returning the (P, P) Hessian")
         group = self.param_groups[0]
