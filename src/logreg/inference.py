@@ -9,7 +9,7 @@ survival function come from `torch.special` in float64, and the normal tail from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,13 @@ INTERCEPT = "(intercept)"  # the name report.py gives the bias; it comes last, a
 # condition number of 1e10 the inverse keeps fewer than 6 of float64's 16 digits, and a feature is then, to that
 # precision, a combination of the others (or of the intercept): such standard errors are not reported.
 MAX_CONDITION = 1e10
+# A feature whose centered, unit-norm column lies within this distance of the span of the columns before it (the
+# intercept first) is a linear combination of them: 1e-5 = 1 / sqrt(MAX_CONDITION), so a dependency that CSV rounding
+# blurs (x9 = x1 + x2 to 6 digits) is still found, as the information's conditioning would find it.
+DEPENDENT = 1 / math.sqrt(MAX_CONDITION)
+# A row whose fitted probability is within 3.4e-4 of its label (margin y~ . logit > 8) counts as predicted with
+# certainty when looking for quasi-separation (see `_quasi_separation`).
+SATURATED_MARGIN = 8.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Inference:
     gradient_norm: float  # max |d mean log-loss / d theta| at the coefficients given
     valid: bool  # False: standard errors, z, p-values and intervals are NaN, and `reason` says why
     reason: str  # "" when valid, else one sentence
+    unidentified: list[str] = field(default_factory=list)  # columns in a linear dependency: no standard errors
+    note: str = ""  # "" or one sentence on what `unidentified` holds and why
 
     def rows(self) -> list[dict]:
         """One flat dict per coefficient (features, then the intercept), for a CSV."""
@@ -151,47 +160,158 @@ def infer(
     residuals = sign * np.exp(-np.logaddexp(0.0, margins))  # (N,)
     gradient_norm = float(np.max(np.abs(design.T @ residuals))) / n  # of the mean log-loss: -X~' (y - p) / N
     variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p), no 1 - p rounding
-    information = design.T @ (design * variances[:, None])  # (F+1, F+1) observed Fisher information X~' W X~
 
+    all_names = [*names, INTERCEPT]
+    kept, combinations = _dependencies(x)  # the independent columns of X~ (indices), each dependent one's partners
+    involved = sorted({j for dependent, partners in combinations.items() for j in (dependent, *partners)})
+    rank = len(kept)  # statsmodels counts parameters by rank: F + 1 unless collinear
     n_positive = float(y.sum())
     n_negative = n - n_positive
     null_log_likelihood = n_positive * math.log(n_positive / n) + n_negative * math.log(n_negative / n)
-    rank = int(np.linalg.matrix_rank(design))  # statsmodels counts parameters by rank: F + 1 unless collinear
     lr_statistic = 2 * (log_likelihood - null_log_likelihood)
     lr_df = rank - 1
 
-    reason = _invalid_reason(weight_decay, pos_weight, margins, gradient_norm, tolerance)
-    covariance = None if reason else _invert(information)
-    if not reason and covariance is None:
-        reason = (
-            "the information matrix is singular (a constant or collinear feature, or perfectly separated classes): "
-            "the coefficients are not identified"
-        )
-    std_errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(f + 1, math.nan)  # (F+1,)
+    reason = _invalid_reason(
+        weight_decay, pos_weight, margins, gradient_norm, tolerance, log_likelihood - null_log_likelihood
+    )
+    if not reason:
+        reason = _quasi_separation(design[:, kept], sign, margins, [all_names[j] for j in kept])
+    identified = [j for j in kept if j not in involved]  # (k,) the columns whose coefficients are identified
+    covariance = None
+    if not reason:
+        information = design[:, kept].T @ (design[:, kept] * variances[:, None])  # (R, R) X~' W X~ on kept columns
+        covariance = _invert(information)
+        if covariance is None:
+            reason = (
+                "the information matrix is singular (saturated probabilities, or features nearly collinear): the "
+                "coefficients are not identified"
+            )
+    std_errors = np.full(f + 1, math.nan)  # (F+1,)
+    if covariance is not None:
+        position = {j: i for i, j in enumerate(kept)}
+        for j in identified:
+            std_errors[j] = math.sqrt(covariance[position[j], position[j]])
     quantile = _normal_quantile(level)
+    worse_than_null = log_likelihood < null_log_likelihood
 
     return Inference(
         coefficients=[
             _coefficient(name, float(estimate), float(se), quantile)
-            for name, estimate, se in zip([*names, INTERCEPT], theta, std_errors)
+            for name, estimate, se in zip(all_names, theta, std_errors)
         ],
         n_rows=n,
         log_likelihood=log_likelihood,
         null_log_likelihood=null_log_likelihood,
-        lr_statistic=lr_statistic,
+        lr_statistic=math.nan if worse_than_null else lr_statistic,
         lr_df=lr_df,
-        lr_p_value=_chi2_survival(lr_statistic, lr_df),
+        lr_p_value=math.nan if worse_than_null else _chi2_survival(lr_statistic, lr_df),
         aic=-2 * log_likelihood + 2 * rank,
         bic=-2 * log_likelihood + rank * math.log(n),
-        pseudo_r2=1 - log_likelihood / null_log_likelihood,
+        pseudo_r2=math.nan if worse_than_null else 1 - log_likelihood / null_log_likelihood,
         gradient_norm=gradient_norm,
         valid=not reason,
         reason=reason,
+        unidentified=[all_names[j] for j in involved],
+        note=_dependency_note(combinations, all_names, rank),
     )
 
 
+def _dependencies(x: np.ndarray) -> tuple[list[int], dict[int, list[int]]]:
+    """Which columns of X~ = [X, 1] (N, F+1) are independent, and how the others depend on them.
+
+    The intercept comes first, then each feature in order: a feature is dependent when its centered column, scaled
+    to unit norm, lies within DEPENDENT of the span of the centered independent features before it (a constant
+    feature: on the intercept alone). Returns the independent columns' indices into X~ (the intercept, F, included)
+    and, for each dependent column, the independent columns it is a combination of (the intercept among them where
+    the combination has a constant term).
+    """
+    n, f = x.shape
+    centered = x - x.mean(axis=0)  # (N, F): the intercept projected out
+    norms = np.linalg.norm(centered, axis=0)  # (F,)
+    kept_features: list[int] = []
+    basis = np.zeros((n, 0))  # (N, k) orthonormal basis of the kept centered features
+    combinations: dict[int, list[int]] = {}
+    for j in range(f):
+        column = centered[:, j] / norms[j] if norms[j] > 0 else np.zeros(n)
+        residual = column - basis @ (basis.T @ column)
+        residual -= basis @ (basis.T @ residual)  # twice: Gram-Schmidt keeps its orthogonality
+        distance = float(np.linalg.norm(residual))
+        if norms[j] > 0 and distance > DEPENDENT:
+            basis = np.column_stack([basis, residual / distance])
+            kept_features.append(j)
+            continue
+        # x_j = sum_k a_k x_k + c: least squares on the kept features' raw columns and the intercept
+        columns = np.column_stack([x[:, kept_features], np.ones(n)])  # (N, k+1)
+        coefficients = np.linalg.lstsq(columns, x[:, j], rcond=None)[0]  # (k+1,)
+        scales = np.linalg.norm(columns, axis=0) / max(float(np.linalg.norm(x[:, j])), 1e-300)  # unit-free sizes
+        partners = [k for k, a, s in zip([*kept_features, f], coefficients, scales) if abs(a) * s > DEPENDENT]
+        combinations[j] = partners or [f]
+    return [*kept_features, f], combinations
+
+
+def _dependency_note(combinations: dict[int, list[int]], names: list[str], rank: int) -> str:
+    """One sentence naming each dependent column and what it is a combination of; "" when there is none."""
+    if not combinations:
+        return ""
+    parts = [
+        f"{names[j]} is a linear combination of {', '.join(names[k] for k in partners)}"
+        for j, partners in combinations.items()
+    ]
+    return (
+        f"rank-deficient design: {'; '.join(parts)} (to {DEPENDENT:.0e}), so their coefficients are not identified and "
+        f"have no standard errors; df, AIC and BIC count the {rank} independent columns; drop "
+        f"{', '.join(names[j] for j in combinations)} to estimate the others"
+    )
+
+
+def _quasi_separation(design: np.ndarray, sign: np.ndarray, margins: np.ndarray, names: list[str]) -> str:
+    """Why the data are quasi-separated, or "" when no proof of it is found.
+
+    Quasi-separation: a direction d of the coefficients along which some rows move to their own side of the boundary
+    and every other row stays on it (y~_i x~_i . d >= 0 for all rows, > 0 for some). Moving along d raises the
+    likelihood forever, so there is no maximum: the fit drives those rows' probabilities to 0 or 1 and its
+    coefficients grow. The proof is sought LP-free, from the fit: the rows it predicts with certainty (margin >
+    SATURATED_MARGIN) are the candidates; any d that leaves every other row's logit unchanged (the null space of
+    their design, which must then be rank-deficient) and moves every candidate the same way is such a direction.
+
+    Args:
+        design: (N, K) the independent columns of X~ (full column rank); sign: (N,) y~ = 2 y - 1; margins: (N,)
+            y~ . logit; names: the K columns' names.
+    """
+    saturated = margins > SATURATED_MARGIN  # (N,)
+    if not saturated.any() or saturated.all():
+        return ""
+    scale = np.linalg.norm(design, axis=0)  # (K,) unit-norm columns: the test does not depend on units
+    scaled = design / scale
+    rest = scaled[~saturated]  # (M, K)
+    if len(rest) == 0:
+        return ""
+    _, singular, right = np.linalg.svd(rest, full_matrices=True)
+    padded = np.zeros(scaled.shape[1])
+    padded[: len(singular)] = singular
+    null = right[padded <= 1e-8 * max(float(singular.max()), 1e-300)]  # (D, K) directions flat on the other rows
+    sides = sign[saturated]  # (S,) each candidate's own side: +1 for label 1, -1 for label 0
+    for direction in null:
+        moves = (scaled[saturated] @ direction) * sides  # (S,) how each candidate's margin changes along d
+        largest = float(np.abs(moves).max())
+        if largest == 0:
+            continue
+        for oriented in (moves, -moves):
+            if oriented.min() >= -1e-8 * largest:
+                in_direction = np.abs(direction) >= 1e-3 * np.abs(direction).max()
+                involved = ", ".join(name for name, used in zip(names, in_direction) if used)
+                count = int((oriented > 1e-8 * largest).sum())
+                return (
+                    f"quasi-separated classes: along a direction of {involved}, {count} rows predicted with "
+                    "probability 0 or 1 move further to their side while every other row stays on the boundary, "
+                    "so the likelihood has no maximum and the coefficients grow without bound; standard errors do "
+                    "not exist (drop or merge what separates them, or use a penalized fit)"
+                )
+    return ""
+
+
 def _invalid_reason(
-    weight_decay: float, pos_weight: float, margins: np.ndarray, gradient_norm: float, tolerance: float
+    weight_decay: float, pos_weight: float, margins: np.ndarray, gradient_norm: float, tolerance: float, gain: float
 ) -> str:
     """Why the coefficients are not the plain maximum-likelihood fit, or "" when they may be; the first reason found."""
     if weight_decay > 0:
@@ -211,10 +331,21 @@ def _invalid_reason(
             "perfectly separated classes: the coefficients classify every row correctly, so the likelihood has no "
             "maximum and the coefficients grow without bound; standard errors do not exist"
         )
+    worse = (
+        f"; and its log-likelihood is {-gain:.6g} below the intercept-only model's, so there is no likelihood-ratio "
+        "test or pseudo-R2 (a diverging fit: e.g. lr too large)"
+        if gain < 0
+        else ""
+    )
     if gradient_norm > tolerance:
         return (
             f"not converged: gradient norm {gradient_norm:.1e} > tolerance {tolerance:.1e}; train to convergence "
-            "(e.g. experiment=optimum / optimizer=lbfgs) for valid standard errors"
+            f"(e.g. experiment=optimum / optimizer=newton) for valid standard errors{worse}"
+        )
+    if gain < 0:  # gain: log-likelihood minus the intercept-only model's; the optimum is never below it
+        return (
+            f"the fit is worse than the intercept-only model: its log-likelihood is {-gain:.6g} below it, so there is "
+            "no likelihood-ratio test, pseudo-R2 or standard errors"
         )
     return ""
 

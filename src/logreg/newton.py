@@ -102,12 +102,18 @@ class Newton(torch.optim.Optimizer):
         return loss
 
 
+SINGULAR = 1e-10  # eigenvalues of the unit-diagonal Hessian below this share of the largest count as zero
+
+
 def solve(hessian: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """H^-1 r for a symmetric positive semi-definite (P, P) H, scaled to a unit diagonal first (so features in large
-    units do not matter); where H is singular (collinear features, separated classes), the least-squares solution."""
+    units do not matter). Where H is singular or nearly so (collinear features, separated classes), the step leaves
+    the directions of its eigenvalues below SINGULAR alone (the pseudo-inverse): a step along them would fit float
+    rounding with huge coefficients."""
     scale = hessian.diagonal().clamp(min=torch.finfo(hessian.dtype).tiny).sqrt()  # (P,)
-    scaled = hessian / torch.outer(scale, scale)
-    factor, info = torch.linalg.cholesky_ex(scaled)
-    if int(info) == 0:
-        return torch.cholesky_solve((right / scale).unsqueeze(-1), factor).squeeze(-1) / scale
-    return torch.linalg.pinv(scaled, hermitian=True, rtol=1e-12) @ (right / scale) / scale
+    eigenvalues, vectors = torch.linalg.eigh(hessian / torch.outer(scale, scale))  # ascending, (P,), (P, P)
+    kept = eigenvalues > SINGULAR * eigenvalues[-1].clamp(min=0)
+    inverse = torch.where(
+        kept, 1 / eigenvalues.where(kept, torch.ones_like(eigenvalues)), torch.zeros_like(eigenvalues)
+    )
+    return vectors @ (inverse * (vectors.T @ (right / scale))) / scale

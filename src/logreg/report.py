@@ -75,7 +75,12 @@ def report(
         write_text(folder / "coefficients.csv", text.getvalue())
         write_text(
             folder / "inference.json",
-            json.dumps({"valid": fit.valid, "reason": fit.reason, **fit.summary()}, indent=2) + "\n",
+            json.dumps(
+                {"valid": fit.valid, "reason": fit.reason, "unidentified": fit.unidentified, "note": fit.note}
+                | fit.summary(),
+                indent=2,
+            )
+            + "\n",
         )
         console.print(_coefficient_table(fit))
         console.print(_fit_statistics(fit))
@@ -120,11 +125,18 @@ def _p(value: float) -> str:
 
 
 def _fit_statistics(fit: Inference) -> str:
+    test = (
+        f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
+        if not math.isnan(fit.lr_statistic)
+        else "no likelihood-ratio test (below the intercept-only model); "
+    )
+    pseudo_r2 = f", McFadden pseudo-R2 {fit.pseudo_r2:.4f}" if not math.isnan(fit.pseudo_r2) else ""
     lines = [
         f"Log-likelihood {fit.log_likelihood:.4f} (null {fit.null_log_likelihood:.4f}) on {fit.n_rows} training rows; "
-        f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
-        f"AIC {fit.aic:.3f}, BIC {fit.bic:.3f}, McFadden pseudo-R2 {fit.pseudo_r2:.4f}",
+        f"{test}AIC {fit.aic:.3f} and BIC {fit.bic:.3f} with df {fit.lr_df + 1}{pseudo_r2}",
     ]
+    if fit.note:
+        lines.append(f"[yellow]{fit.note}[/yellow]")
     if not fit.valid:
         lines.append(f"[yellow]No standard errors, p-values or intervals: {fit.reason}[/yellow]")
     return "\n".join(lines)
