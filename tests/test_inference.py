@@ -101,6 +101,19 @@ def test_model_level_numbers_match_statsmodels(table):
         np.testing.assert_allclose(getattr(result, field), value, rtol=1e-7, err_msg=field)
 
 
+def test_average_marginal_effects_match_statsmodels_get_margeff_overall(table):
+    features, labels = table
+    reference = statsmodels_fit(features, labels)
+    effects = reference.get_margeff(at="overall", method="dydx")
+
+    result = infer_at(reference, features, labels)
+
+    ours = result.coefficients[:-1]  # the features; the intercept has none
+    np.testing.assert_allclose([c.marginal_effect for c in ours], effects.margeff, rtol=1e-9)
+    np.testing.assert_allclose([c.marginal_effect_std_error for c in ours], effects.margeff_se, rtol=1e-6)
+    assert math.isnan(result.coefficients[-1].marginal_effect)
+
+
 def test_another_confidence_level_matches_statsmodels(generated):
     features, labels = generated
     reference = statsmodels_fit(features, labels)
@@ -333,6 +346,8 @@ def test_rows_and_summary_have_the_documented_keys(generated):
         "odds_ratio",
         "odds_ratio_low",
         "odds_ratio_high",
+        "marginal_effect",
+        "marginal_effect_std_error",
     ]
     assert rows[-1]["coefficient"] == result.coefficients[-1].estimate
     summary = result.summary()

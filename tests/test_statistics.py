@@ -330,6 +330,16 @@ def test_optimum_run_reports_statsmodels_standard_errors_tests_and_intervals(opt
     np.testing.assert_allclose(np.log10(ours["p_value"]), np.log10(reference.pvalues), rtol=0, atol=1e-4)
 
 
+def test_optimum_run_reports_statsmodels_average_marginal_effects(optimum_run):
+    folder, reference = optimum_run
+    effects = reference.get_margeff(at="overall", method="dydx")
+
+    rows = read_coefficients(folder)[:-1]  # the features: the intercept has no marginal effect
+
+    np.testing.assert_allclose([row["marginal_effect"] for row in rows], effects.margeff, rtol=1e-6)
+    np.testing.assert_allclose([row["marginal_effect_std_error"] for row in rows], effects.margeff_se, rtol=1e-5)
+
+
 def assert_no_standard_errors(folder: Path, reason_start: str) -> None:
     inference = read_json(folder / "inference.json")
     assert inference["valid"] is False

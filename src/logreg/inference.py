@@ -9,7 +9,7 @@ survival function come from `torch.special` in float64, and the normal tail from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,10 @@ class Coefficient:
     odds_ratio: float  # exp(estimate): the factor on the odds per unit of the feature as given
     odds_ratio_low: float  # exp(ci_low)
     odds_ratio_high: float  # exp(ci_high)
+    # The average marginal effect: the mean over the rows of d p / d x_j = coefficient * mean p (1 - p), with its
+    # delta-method standard error (statsmodels' get_margeff(at="overall", method="dydx")); NaN for the intercept.
+    marginal_effect: float = math.nan
+    marginal_effect_std_error: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class Inference:
                 "odds_ratio": c.odds_ratio,
                 "odds_ratio_low": c.odds_ratio_low,
                 "odds_ratio_high": c.odds_ratio_high,
+                "marginal_effect": c.marginal_effect,
+                "marginal_effect_std_error": c.marginal_effect_std_error,
             }
             for c in self.coefficients
         ]
@@ -187,17 +193,22 @@ def infer(
                 "coefficients are not identified"
             )
     std_errors = np.full(f + 1, math.nan)  # (F+1,)
+    padded = np.zeros((f + 1, f + 1))  # (F+1, F+1) the kept columns' covariance, zero elsewhere: a g-inverse
     if covariance is not None:
-        position = {j: i for i, j in enumerate(kept)}
-        for j in identified:
-            std_errors[j] = math.sqrt(covariance[position[j], position[j]])
+        padded[np.ix_(kept, kept)] = covariance
+        std_errors[identified] = np.sqrt(np.diag(padded)[identified])
+    effects, effect_errors = _marginal_effects(design, logits, theta, padded, identified, covariance is not None)
     quantile = _normal_quantile(level)
     worse_than_null = log_likelihood < null_log_likelihood
 
     return Inference(
         coefficients=[
-            _coefficient(name, float(estimate), float(se), quantile)
-            for name, estimate, se in zip(all_names, theta, std_errors)
+            replace(
+                _coefficient(name, float(estimate), float(se), quantile),
+                marginal_effect=float(effect),
+                marginal_effect_std_error=float(effect_error),
+            )
+            for name, estimate, se, effect, effect_error in zip(all_names, theta, std_errors, effects, effect_errors)
         ],
         n_rows=n,
         log_likelihood=log_likelihood,
@@ -214,6 +225,37 @@ def infer(
         unidentified=[all_names[j] for j in involved],
         note=_dependency_note(combinations, all_names, rank),
     )
+
+
+def _marginal_effects(
+    design: np.ndarray,
+    logits: np.ndarray,
+    theta: np.ndarray,
+    covariance: np.ndarray,
+    identified: list[int],
+    has_covariance: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average marginal effects (F+1,) and their delta-method standard errors (F+1,), NaN for the intercept (last)
+    and, for the errors, where a coefficient has none.
+
+    AME_j = theta_j m with m = mean_i p_i (1 - p_i), so d AME_j / d theta = m e_j + theta_j X~' (p (1-p) (1-2p)) / N,
+    whose quadratic form in the covariance (F+1, F+1) is AME_j's variance."""
+    n = len(logits)
+    probs = 1 / (1 + np.exp(-logits))  # (N,)
+    variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p)
+    mean_variance = float(variances.mean())
+    slope = design.T @ (variances * (1 - 2 * probs)) / n  # (F+1,) d m / d theta
+    effects = theta * mean_variance
+    effects[-1] = math.nan
+    errors = np.full(len(theta), math.nan)
+    if has_covariance:
+        for j in identified:
+            if j == len(theta) - 1:
+                continue
+            gradient = theta[j] * slope  # (F+1,)
+            gradient[j] += mean_variance
+            errors[j] = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
+    return effects, errors
 
 
 def _dependencies(x: np.ndarray) -> tuple[list[int], dict[int, list[int]]]:

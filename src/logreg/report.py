@@ -98,10 +98,10 @@ def _metrics_table(metrics: dict[str, float], kind: str) -> RichTable:
 
 
 def _coefficient_table(fit: Inference) -> RichTable:
-    title = "Coefficients (per unit of each feature as given), 95% intervals"
+    title = "Coefficients (per unit of each feature as given), 95% intervals; AME: average marginal effect on p"
     table = RichTable(title=title if fit.valid else "Coefficients (per unit of each feature as given)")
-    columns = ["feature", "coefficient", "std error", "z", "p", "95% CI", "odds ratio", "odds ratio 95% CI"]
-    for column in columns if fit.valid else ["feature", "coefficient", "odds ratio"]:
+    columns = ["feature", "coefficient", "std error", "z", "p", "95% CI", "odds ratio", "odds ratio 95% CI", "AME (se)"]
+    for column in columns if fit.valid else ["feature", "coefficient", "odds ratio", "AME"]:
         table.add_column(column, justify="left" if column == "feature" else "right")
     for c in fit.coefficients:
         if fit.valid:
@@ -114,10 +114,18 @@ def _coefficient_table(fit: Inference) -> RichTable:
                 f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
                 f"{c.odds_ratio:.4g}",
                 f"[{c.odds_ratio_low:.3g}, {c.odds_ratio_high:.3g}]",
+                _effect(c.marginal_effect, c.marginal_effect_std_error),
             )
         else:
-            table.add_row(c.name, f"{c.estimate:+.6g}", f"{c.odds_ratio:.4g}")
+            table.add_row(c.name, f"{c.estimate:+.6g}", f"{c.odds_ratio:.4g}", _effect(c.marginal_effect, math.nan))
     return table
+
+
+def _effect(effect: float, std_error: float) -> str:
+    """An average marginal effect (the change in probability per unit of the feature), with its standard error."""
+    if math.isnan(effect):
+        return ""
+    return f"{effect:+.3g}" + (f" ({std_error:.2g})" if not math.isnan(std_error) else "")
 
 
 def _p(value: float) -> str:
