@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from logreg.errors import ConfigError, DataError
+from logreg.schema import COV_TYPES
 
 INTERCEPT = "(intercept)"  # the name report.py gives the bias; it comes last, after the features
 # The information matrix is inverted after scaling it to a unit diagonal (so a feature's units do not matter). Past a
@@ -118,6 +119,8 @@ def infer(
     pos_weight: float = 1.0,
     tolerance: float = 1e-4,
     level: float = 0.95,
+    cov_type: str = "nonrobust",
+    clusters: np.ndarray | None = None,
 ) -> Inference:
     """Standard errors, tests and intervals for p(y=1 | x) = sigmoid(x . weight + bias), as statsmodels' Logit.
 
@@ -147,6 +150,13 @@ def infer(
         pos_weight: the fit's weight on positive rows; != 1 makes the standard errors invalid.
         tolerance: the largest gradient norm (max |d mean log-loss / d theta|) that counts as converged.
         level: the confidence level of the intervals.
+        cov_type: the coefficients' covariance: "nonrobust" (the inverse information, valid for the plain
+            likelihood) or a sandwich A^-1 M A^-1 with A the (weighted) information and M the outer products of the
+            rows' scores s_i = c_i (y_i - p_i) x~_i (c_i = pos_weight on class-1 rows, else 1): "HC0" (M = sum s s'),
+            "HC1" (HC0 * N / (N - K)), "HC2" / "HC3" (each s_i divided by (1 - h_i)^(1/2) or (1 - h_i), h_i the
+            leverage of the IRLS fit, as R's sandwich::vcovHC), "cluster" (the scores summed within each cluster,
+            times G / (G - 1) * (N - 1) / (N - K), statsmodels' CRV1). A sandwich holds for a weighted loss too.
+        clusters: (N,) each row's cluster id, for cov_type="cluster".
 
     Raises:
         DataError: an array of the wrong shape, a value that is not finite, a label other than 0/1, one class only.
@@ -154,7 +164,13 @@ def infer(
     """
     x, y, theta = _check_data(features, labels, weight, bias, names)
     _check_options(weight_decay, pos_weight, tolerance, level)
+    if cov_type not in COV_TYPES:
+        raise ConfigError(f"cov_type={cov_type!r}: expected one of {', '.join(COV_TYPES)}")
+    if (cov_type == "cluster") != (clusters is not None):
+        raise ConfigError("clusters: expected one cluster id per row with cov_type=cluster, and none otherwise")
     n, f = x.shape
+    if clusters is not None and np.shape(clusters) != (n,):
+        raise DataError(f"clusters: expected shape ({n},), one per row, got {np.shape(clusters)}")
     design = np.column_stack([x, np.ones(n)])  # (N, F+1): X~ = [X, 1], the intercept last
     logits = design @ theta  # (N,)
     sign = 2 * y - 1  # (N,) +1 for label 1, -1 for label 0
@@ -164,7 +180,9 @@ def infer(
     # log p(y | x) = -softplus(-margin); the residual y - p = sign * sigmoid(-margin) = sign * exp(-softplus(margin)).
     log_likelihood = -float(np.sum(np.logaddexp(0.0, -margins)))
     residuals = sign * np.exp(-np.logaddexp(0.0, margins))  # (N,)
-    gradient_norm = float(np.max(np.abs(design.T @ residuals))) / n  # of the mean log-loss: -X~' (y - p) / N
+    row_weights = np.where(y == 1, pos_weight, 1.0)  # (N,) c_i: the loss's weight of each row
+    # of the fit's objective, the mean (weighted) log-loss: -X~' c (y - p) / N
+    gradient_norm = float(np.max(np.abs(design.T @ (row_weights * residuals)))) / n
     variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p), no 1 - p rounding
 
     all_names = [*names, INTERCEPT]
@@ -177,16 +195,24 @@ def infer(
     lr_statistic = 2 * (log_likelihood - null_log_likelihood)
     lr_df = rank - 1
 
-    reason = _invalid_reason(
-        weight_decay, pos_weight, margins, gradient_norm, tolerance, log_likelihood - null_log_likelihood
-    )
+    robust = cov_type != "nonrobust"
+    # The fit's own objective against its intercept-only optimum (the plain likelihood's when pos_weight is 1)
+    weighted_positive = pos_weight * n_positive
+    share = weighted_positive / (weighted_positive + n_negative)
+    weighted_null = weighted_positive * math.log(share) + n_negative * math.log(1 - share)
+    gain = -float(np.sum(row_weights * np.logaddexp(0.0, -margins))) - weighted_null
+    reason = _invalid_reason(weight_decay, 1.0 if robust else pos_weight, margins, gradient_norm, tolerance, gain)
     if not reason:
         reason = _quasi_separation(design[:, kept], sign, margins, [all_names[j] for j in kept])
     identified = [j for j in kept if j not in involved]  # (k,) the columns whose coefficients are identified
     covariance = None
     if not reason:
-        information = design[:, kept].T @ (design[:, kept] * variances[:, None])  # (R, R) X~' W X~ on kept columns
+        columns = design[:, kept]  # (N, R)
+        information = columns.T @ (columns * (row_weights * variances)[:, None])  # (R, R) X~' C W X~
         covariance = _invert(information)
+        if covariance is not None and robust:
+            scores = columns * (row_weights * residuals)[:, None]  # (N, R) s_i
+            covariance = _sandwich(covariance, scores, columns, row_weights * variances, cov_type, clusters)
         if covariance is None:
             reason = (
                 "the information matrix is singular (saturated probabilities, or features nearly collinear): the "
@@ -225,6 +251,33 @@ def infer(
         unidentified=[all_names[j] for j in involved],
         note=_dependency_note(combinations, all_names, rank),
     )
+
+
+def _sandwich(
+    bread: np.ndarray,
+    scores: np.ndarray,
+    columns: np.ndarray,
+    weights: np.ndarray,
+    cov_type: str,
+    clusters: np.ndarray | None,
+) -> np.ndarray:
+    """A^-1 M A^-1 for `bread` = A^-1 (R, R), the rows' scores (N, R), the design's columns (N, R) and the IRLS
+    weights c p (1 - p) (N,) (for the leverages)."""
+    n, k = scores.shape
+    if cov_type in ("HC2", "HC3"):
+        leverage = weights * np.einsum("ij,jk,ik->i", columns, bread, columns)  # (N,) h_i = w_i x_i' A^-1 x_i
+        scores = scores / ((1 - leverage) ** (0.5 if cov_type == "HC2" else 1.0))[:, None]
+    factor = n / (n - k) if cov_type == "HC1" else 1.0
+    if cov_type == "cluster":
+        assert clusters is not None
+        _, group = np.unique(clusters, return_inverse=True)
+        n_groups = int(group.max()) + 1
+        summed = np.zeros((n_groups, k))
+        np.add.at(summed, group, scores)
+        scores = summed  # (G, R)
+        factor = n_groups / (n_groups - 1) * (n - 1) / (n - k) if n_groups > 1 else math.nan
+    meat = scores.T @ scores * factor  # (R, R)
+    return bread @ meat @ bread
 
 
 def _marginal_effects(
@@ -364,7 +417,8 @@ def _invalid_reason(
     if pos_weight != 1:
         return (
             f"weighted loss (pos_weight={pos_weight:g}): the fit maximizes a weighted likelihood, so the plain "
-            "likelihood's standard errors do not apply; refit with pos_weight=1"
+            "likelihood's standard errors do not apply; use a sandwich (inference.cov_type=HC0, HC1, HC2, HC3 or "
+            "cluster), or refit with pos_weight=1"
         )
     # Checked before convergence: training longer cannot help here. Coefficients that put every row strictly on its
     # side of the boundary prove the data separable, and then scaling them up always raises the likelihood.

@@ -37,9 +37,13 @@ def record_run(loggers: list[Logger], hyperparameters: dict[str, Any], metrics: 
         logger.save()
 
 
-def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> Inference:
-    """Standard errors and tests of the model's coefficients on the rows it was trained on (float64)."""
+def fit_inference(
+    model: LogisticRegression, datamodule: TabularDataModule, cov_type: str = "nonrobust", cluster: str | None = None
+) -> Inference:
+    """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
+    and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
     rows = datamodule.split_rows("train")
+    clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
     with torch.no_grad():
         weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
     optimizer = model.options.optimizer
@@ -51,6 +55,8 @@ def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> I
         list(datamodule.feature_names),
         weight_decay=float(optimizer.get("weight_decay", 0.0)),
         pos_weight=float(model.options.pos_weight),
+        cov_type=cov_type,
+        clusters=clusters,
     )
 
 
@@ -60,10 +66,12 @@ def report(
     model: LogisticRegression | None,
     datamodule: TabularDataModule | None,
     kind: str,
+    cov_type: str = "nonrobust",
+    cluster: str | None = None,
 ) -> Inference | None:
     """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them."""
     console = Console()
-    fit = fit_inference(model, datamodule) if model is not None and datamodule is not None else None
+    fit = fit_inference(model, datamodule, cov_type, cluster) if model is not None and datamodule is not None else None
     summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
     write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     console.print(_metrics_table(summary, kind))
@@ -76,7 +84,8 @@ def report(
         write_text(
             folder / "inference.json",
             json.dumps(
-                {"valid": fit.valid, "reason": fit.reason, "unidentified": fit.unidentified, "note": fit.note}
+                {"valid": fit.valid, "reason": fit.reason, "cov_type": cov_type, "cluster": cluster}
+                | {"unidentified": fit.unidentified, "note": fit.note}
                 | fit.summary(),
                 indent=2,
             )

@@ -582,6 +582,28 @@ class CVConfig:
             yield "folds", "0 (no cross-validation) or a number of folds >= 2"
 
 
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")  # logreg.inference.COV_TYPES
+
+
+@dataclass
+class InferenceConfig:
+    """`inference`: how the coefficients' standard errors are computed (`logreg.inference.infer`)."""
+
+    cov_type: str = "nonrobust"
+    cluster: Optional[str] = None  # the data file's column (header name, or number from 1) of each row's cluster id
+
+    def problems(self) -> Problems:
+        if self.cov_type not in COV_TYPES:
+            yield "cov_type", f"one of {', '.join(COV_TYPES)}"
+        if self.cov_type == "cluster" and not self.cluster:
+            yield (
+                "cluster",
+                "the column of the rows' cluster ids (a header name or a number from 1) with cov_type=cluster",
+            )
+        if self.cov_type != "cluster" and self.cluster:
+            yield "cluster", "null unless inference.cov_type=cluster"
+
+
 @dataclass
 class TrainConfig:
     """train.py: conf/train.yaml."""
@@ -592,6 +614,7 @@ class TrainConfig:
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)
     cv: CVConfig = field(default_factory=CVConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     lr: float = 1.0
     epochs: int = 100
     seed: int = 1
