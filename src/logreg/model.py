@@ -347,7 +347,7 @@ class LogisticRegression(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         options = dict(self.options.optimizer)
-        if options["name"] == "newton" and self.linear.weight.dtype != torch.float64:
+        if options["name"] == "newton" and not str(self.trainer.precision).startswith("64"):
             raise ConfigError(
                 "optimizer=newton: needs float64 (trainer.precision=64-true): its line search compares losses "
                 "that differ in their last digits near the optimum, which float32 does not have"
