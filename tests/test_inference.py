@@ -101,6 +101,19 @@ def test_model_level_numbers_match_statsmodels(table):
         np.testing.assert_allclose(getattr(result, field), value, rtol=1e-7, err_msg=field)
 
 
+def test_average_marginal_effects_match_statsmodels_get_margeff_overall(table):
+    features, labels = table
+    reference = statsmodels_fit(features, labels)
+    effects = reference.get_margeff(at="overall", method="dydx")
+
+    result = infer_at(reference, features, labels)
+
+    ours = result.coefficients[:-1]  # the features; the intercept has none
+    np.testing.assert_allclose([c.marginal_effect for c in ours], effects.margeff, rtol=1e-9)
+    np.testing.assert_allclose([c.marginal_effect_std_error for c in ours], effects.margeff_se, rtol=1e-6)
+    assert math.isnan(result.coefficients[-1].marginal_effect)
+
+
 def test_another_confidence_level_matches_statsmodels(generated):
     features, labels = generated
     reference = statsmodels_fit(features, labels)
@@ -163,7 +176,7 @@ def test_zero_coefficients_are_not_converged(generated):
     result = infer(features, labels, np.zeros(3), 0.0, ["a", "b", "c"])
 
     assert_invalid(result, "not converged: gradient norm")
-    assert "> tolerance 1.0e-04" in result.reason and "optimizer=lbfgs" in result.reason
+    assert "> tolerance 1.0e-04" in result.reason and "optimizer=newton" in result.reason
     assert result.gradient_norm > 1e-4
     assert result.log_likelihood == pytest.approx(len(labels) * math.log(0.5), rel=1e-12)  # still reported
 
@@ -188,22 +201,97 @@ def test_pos_weight_makes_standard_errors_invalid(generated):
     assert result.aic == pytest.approx(reference.aic, rel=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["constant", "duplicate"])
-def test_a_feature_collinear_with_the_others_makes_the_information_singular(generated, kind):
+COLLINEAR = {  # an added column d, and the columns (with it) that a dependency leaves without standard errors
+    "constant": (lambda x: np.full(len(x), 3.0), ["d", INTERCEPT], "d is a linear combination of (intercept)"),
+    "duplicate": (lambda x: x[:, 0], ["a", "d"], "d is a linear combination of a"),
+    "sum": (lambda x: x[:, 0] + x[:, 1], ["a", "b", "d"], "d is a linear combination of a, b"),
+    "sum-rounded": (lambda x: np.round(x[:, 0] + x[:, 1], 5), ["a", "b", "d"], "d is a linear combination of a, b"),
+    "sum-and-offset": (lambda x: 2 * x[:, 2] - 1.5, ["c", "d", INTERCEPT], "d is a linear combination of c, (int"),
+}
+
+
+@pytest.mark.parametrize("make, unidentified, named", COLLINEAR.values(), ids=COLLINEAR.keys())
+def test_a_rank_deficient_design_counts_df_by_rank_and_names_the_dependent_columns(
+    generated, make, unidentified, named
+):
+    features, labels = generated
+    reference = statsmodels_fit(features, labels)  # the design without the dependent column: its optimum is ours
+    weight, bias = np.append(reference.params[1:], 0.0), reference.params[0]
+
+    result = infer(np.column_stack([features, make(features)]), labels, weight, bias, ["a", "b", "c", "d"])
+
+    assert result.valid and result.gradient_norm < 1e-7
+    assert result.unidentified == unidentified and named in result.note, result.note
+    assert result.lr_df == reference.df_model == 3
+    np.testing.assert_allclose(
+        [result.aic, result.bic, result.lr_statistic], [reference.aic, reference.bic, reference.llr], rtol=1e-9
+    )
+    by_name = {c.name: c for c in result.coefficients}
+    for name, se in zip([INTERCEPT, "a", "b", "c"], reference.bse):
+        if name in unidentified:
+            assert math.isnan(by_name[name].std_error) and math.isnan(by_name[name].p_value), name
+        else:  # an identified coefficient's uncertainty is that of the model without the dependent column
+            assert by_name[name].std_error == pytest.approx(se, rel=1e-6), name
+    assert math.isnan(by_name["d"].std_error)
+
+
+def quasi_separated(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Generated tables with quasi-separation: an indicator whose rows are all of class 1, or a feature at whose
+    boundary value both classes meet while every row above is class 1 and every row below class 0."""
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(400, 2))
+    labels = (rng.uniform(size=400) < 1 / (1 + np.exp(-features[:, 1]))).astype(np.float64)
+    if kind == "indicator":
+        indicator = (rng.uniform(size=400) < 0.1).astype(np.float64)
+        labels[indicator == 1] = 1
+        return np.column_stack([features, indicator]), labels
+    boundary = np.round(features[:, 0])  # integers: many rows at exactly 0
+    labels = np.where(boundary > 0, 1.0, np.where(boundary < 0, 0.0, labels))
+    return np.column_stack([boundary, features[:, 1]]), labels
+
+
+@pytest.mark.parametrize("kind", ["indicator", "boundary"])
+def test_quasi_separated_classes_are_named_with_no_standard_errors(kind):
+    import warnings
+
+    import statsmodels.api as sm
+
+    features, labels = quasi_separated(kind)
+    with warnings.catch_warnings():  # statsmodels warns that it does not converge, or of perfect prediction
+        warnings.simplefilter("ignore")
+        reference = sm.Logit(labels, sm.add_constant(features)).fit(method="newton", maxiter=100, disp=0)
+    assert reference.bse.max() > 1e3  # statsmodels' fit: what it reports as standard errors
+
+    result = infer_at(reference, features, labels)
+
+    assert_invalid(result, "quasi-separated classes: along a direction of")
+    assert result.gradient_norm < 1e-6  # converged as far as float64 goes: training longer cannot help
+
+
+@pytest.mark.parametrize("strength", [4.0, 8.0])
+def test_a_well_posed_table_with_confident_rows_is_not_called_separated(strength):
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(500, 3))
+    labels = (rng.uniform(size=500) < 1 / (1 + np.exp(-strength * features[:, 0]))).astype(np.float64)
+    reference = statsmodels_fit(features, labels)
+
+    result = infer_at(reference, features, labels)
+
+    assert result.valid, result.reason
+    np.testing.assert_allclose(column(result, "std_error"), reference.bse, rtol=1e-8)
+
+
+def test_a_fit_worse_than_the_intercept_only_model_is_flagged_without_negative_statistics(generated):
     features, labels = generated
     reference = statsmodels_fit(features, labels)
-    weight, bias = reference.params[1:], reference.params[0]
-    if kind == "constant":  # collinear with the intercept; a zero weight keeps the optimum
-        features, weight = np.column_stack([features, np.full(len(labels), 3.0)]), np.append(weight, 0.0)
-    else:  # x0 twice, its weight shared: the same logits, so the same optimum
-        features, weight = np.column_stack([features, features[:, 0]]), np.append(weight, weight[0] / 2)
-        weight[0] /= 2
+    theta = -3 * reference.params  # a diverged fit: its loss is far above the intercept-only model's
 
-    result = infer(features, labels, weight, bias, ["a", "b", "c", "d"])
+    result = infer(features, labels, theta[1:], theta[0], ["a", "b", "c"])
 
-    assert result.gradient_norm < 1e-10  # converged: singular is the only reason left
-    assert_invalid(result, "the information matrix is singular")
-    assert result.lr_df == 3  # the collinear column adds no parameter, as statsmodels counts them by rank
+    assert result.log_likelihood < result.null_log_likelihood
+    assert_invalid(result, "not converged")
+    assert "below the intercept-only model's, so there is no likelihood-ratio test or pseudo-R2" in result.reason
+    assert math.isnan(result.lr_statistic) and math.isnan(result.lr_p_value) and math.isnan(result.pseudo_r2)
 
 
 def test_perfectly_separated_classes_are_invalid():
@@ -258,6 +346,8 @@ def test_rows_and_summary_have_the_documented_keys(generated):
         "odds_ratio",
         "odds_ratio_low",
         "odds_ratio_high",
+        "marginal_effect",
+        "marginal_effect_std_error",
     ]
     assert rows[-1]["coefficient"] == result.coefficients[-1].estimate
     summary = result.summary()

@@ -103,7 +103,7 @@ REFUSED = [
     ("trainer=ddp_cpu +trainer.strategy.start_method=spawn", r"trainer\.strategy=.*: expected ddp "),
     ("optimizer.momentum=0.9", r"optimizer: no such key; did you mean model\.optimizer\? \(TrainConfig has: "),
     ("+scheduler.gamma=0.5", r"scheduler: no such key; did you mean model\.scheduler\? \(TrainConfig has: "),
-    ("optimizer=rmsprop", r"optimizer=rmsprop: no such option; optimizer offers: adam, adamw, lbfgs, sgd"),
+    ("optimizer=rmsprop", r"optimizer=rmsprop: no such option; optimizer offers: adam, adamw, lbfgs, newton, sgd"),
     ("data=iris", r"data=iris: no such option; data offers: breast_cancer, csv, diabetes"),
     ("trainer=tpu", r"trainer=tpu: no such option; trainer offers: cpu, ddp, ddp_cpu, default, gpu"),
     ("scheduler=exponential", r"scheduler=exponential: no such option; scheduler offers: cosine, none, plateau, step"),
@@ -296,7 +296,7 @@ def test_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diab
         (
             "train.py",
             ["optimizer=rmsprop"],
-            "error: optimizer=rmsprop: no such option; optimizer offers: adam, adamw, lbfgs, sgd",
+            "error: optimizer=rmsprop: no such option; optimizer offers: adam, adamw, lbfgs, newton, sgd",
         ),
         ("train.py", ["+unknown.key=1"], None),
         (

@@ -330,6 +330,16 @@ def test_optimum_run_reports_statsmodels_standard_errors_tests_and_intervals(opt
     np.testing.assert_allclose(np.log10(ours["p_value"]), np.log10(reference.pvalues), rtol=0, atol=1e-4)
 
 
+def test_optimum_run_reports_statsmodels_average_marginal_effects(optimum_run):
+    folder, reference = optimum_run
+    effects = reference.get_margeff(at="overall", method="dydx")
+
+    rows = read_coefficients(folder)[:-1]  # the features: the intercept has no marginal effect
+
+    np.testing.assert_allclose([row["marginal_effect"] for row in rows], effects.margeff, rtol=1e-6)
+    np.testing.assert_allclose([row["marginal_effect_std_error"] for row in rows], effects.margeff_se, rtol=1e-5)
+
+
 def assert_no_standard_errors(folder: Path, reason_start: str) -> None:
     inference = read_json(folder / "inference.json")
     assert inference["valid"] is False
@@ -350,6 +360,54 @@ def test_a_regularized_run_records_no_standard_errors_and_why(run, tiny_csv, tmp
     run("data=csv", f"data.path={tiny_csv}", "epochs=2", "optimizer=adamw", "lr=0.1", *QUICK)
 
     assert_no_standard_errors(tmp_path, "regularized fit (weight_decay=0.01)")
+
+
+OPTIMUM_ON_CSV = ("experiment=optimum", "data=csv", *QUICK)  # Newton to 1e-8 on every row of a CSV
+
+
+def test_a_diverged_run_is_flagged_and_reports_no_negative_statistics(run, diabetes_dir, tmp_path):
+    run("lr=1e6", "epochs=5", *QUICK)  # a finite, absurd fit
+
+    inference = read_json(tmp_path / "inference.json")
+    assert inference["log_likelihood"] < inference["null_log_likelihood"]
+    assert "below the intercept-only model's" in inference["reason"]
+    assert all(math.isnan(inference[name]) for name in ("lr_statistic", "lr_p_value", "pseudo_r2"))
+    assert inference["valid"] is False and inference["reason"].startswith("not converged")
+    assert all(math.isnan(row["std_error"]) for row in read_coefficients(tmp_path))
+
+
+def test_a_run_on_a_rank_deficient_table_counts_df_by_rank_and_names_the_columns(run, tmp_path):
+    features, labels = make_table(n_rows=300, n_features=3, seed=4)
+    features = np.round(features, 2)  # two decimals: the sum is exact in the file (and to float32 in the model)
+    labels = np.where(np.random.default_rng(4).uniform(size=300) < 0.2, 1 - labels, labels)  # classes overlap
+    path = write_table(tmp_path / "sum.csv", np.column_stack([features, features[:, 0] + features[:, 1]]), labels)
+    table = np.loadtxt(path, delimiter=",")
+    reference = statsmodels_fit(table[:, :3], table[:, -1])  # without the sum: the rank's model
+
+    run(*OPTIMUM_ON_CSV, f"data.path={path}")
+
+    inference = read_json(tmp_path / "inference.json")
+    assert inference["valid"] is True and inference["lr_df"] == reference.df_model == 3
+    assert inference["unidentified"] == ["x1", "x2", "x4"]
+    assert "x4 is a linear combination of x1, x2" in inference["note"]
+    assert inference["aic"] == pytest.approx(reference.aic, rel=1e-7)
+    rows = {row["feature"]: row for row in read_coefficients(tmp_path)}
+    assert rows["x3"]["std_error"] == pytest.approx(reference.bse[3], rel=1e-5)
+    assert rows["(intercept)"]["std_error"] == pytest.approx(reference.bse[0], rel=1e-5)
+    assert all(math.isnan(rows[name]["std_error"]) for name in ("x1", "x2", "x4"))
+
+
+def test_a_run_on_quasi_separated_classes_names_them_and_reports_no_standard_errors(run, tmp_path):
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(300, 2))
+    labels = (rng.uniform(size=300) < 1 / (1 + np.exp(-features[:, 1]))).astype(np.float64)
+    boundary = np.round(features[:, 0])  # both classes at 0; every row above is class 1, every row below class 0
+    labels = np.where(boundary > 0, 1.0, np.where(boundary < 0, 0.0, labels))
+    path = write_table(tmp_path / "quasi.csv", np.column_stack([boundary, features[:, 1]]), labels)
+
+    run(*OPTIMUM_ON_CSV, f"data.path={path}")
+
+    assert_no_standard_errors(tmp_path, "quasi-separated classes: along a direction of x1")
 
 
 # ----------------------------------------------------------------------------------------------------- calibration

@@ -44,7 +44,10 @@ def test_run_folder_holds_config_events_checkpoints_and_metrics(run, tiny_csv, t
     assert list(tmp_path.glob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx({**metrics, "threshold": 0.5})
     header = (tmp_path / "coefficients.csv").read_text().splitlines()[0]
-    assert header == "feature,coefficient,std_error,z,p_value,ci_low,ci_high,odds_ratio,odds_ratio_low,odds_ratio_high"
+    assert header == (
+        "feature,coefficient,std_error,z,p_value,ci_low,ci_high,odds_ratio,odds_ratio_low,odds_ratio_high,"
+        "marginal_effect,marginal_effect_std_error"
+    )
     assert json.loads((tmp_path / "inference.json").read_text())["n_rows"] == 160  # the training rows
 
 

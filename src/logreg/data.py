@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg.csvfile import column_index, read_numbers
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
 from logreg.schema import CSVDataConfig, DataConfig, check_arguments
@@ -189,6 +190,13 @@ class TabularDataModule(L.LightningDataModule):
         std = np.where(std > 0, std, 1.0) * np.ones(self.n_features)
         return mean.tolist(), std.tolist()
 
+    def column(self, name: str, key: str) -> np.ndarray:
+        """The values (N,) of the table's column `name`, in the table's row order: a feature's, by its name. For
+        grouping rows (the clusters of robust standard errors); `key` is the config key that named it, for errors."""
+        if name in self.feature_names:
+            return np.asarray(self.table.features[:, self.feature_names.index(name)])
+        raise ConfigError(f"{key}={name}: no such column; the features are {', '.join(self.feature_names)}")
+
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in
         the loss (scikit-learn's class_weight="balanced", up to a common factor)."""
@@ -321,6 +329,14 @@ class CSVDataModule(TabularDataModule):
 
     def prepare_data(self) -> None:
         self.local_file()
+
+    def column(self, name: str, key: str) -> np.ndarray:
+        """The values (N,) of the file's column `name` (a header name, or a number counting from 1), whether it is
+        a feature or not, in the table's row order."""
+        options = self.options
+        numbers = read_numbers(self.local_file(), options.header, options.encoding)
+        column: int | str = int(name) if name.lstrip("-").isdigit() else name
+        return np.ascontiguousarray(numbers.values[:, column_index(numbers, column, key)])
 
     def read(self) -> Table:
         options = self.options

@@ -36,10 +36,14 @@ def _block(
     pos_weight: float,
     threshold: float,
     scale: float,
+    curvature_sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Loss sum, correct count, and `scale` times the sums of r_i x_i and of r_i, over rows (n, F), labels (n,)."""
+    """Loss sum, correct count, and `scale` times the sums of r_i x_i and of r_i, over rows (n, F), labels (n,);
+    with `curvature_sums` (X' V X (F, F), X' v (F,), sum v ()), the block's terms of the Hessian added to them."""
     logits = torch.addmv(bias, rows, weight)  # (n,)
     probs = torch.sigmoid(logits)
+    if curvature_sums is not None:
+        _add_curvature(rows, labels, probs, pos_weight, *curvature_sums)
     if pos_weight == 1.0:
         residuals = probs - labels
         # sum of softplus(z) - y z, where softplus(z) = log(1 + e^z) is computed stably for any z
@@ -83,3 +87,68 @@ def bce_gradient(
         grad_weight += block[2]
         grad_bias += block[3]
     return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows)
+
+
+def _add_curvature(
+    rows: torch.Tensor,
+    labels: torch.Tensor,
+    probs: torch.Tensor,
+    pos_weight: float,
+    gram: torch.Tensor,
+    column: torch.Tensor,
+    total: torch.Tensor,
+) -> None:
+    """Add a block's X' V X, X' v and sum v, v_i = (1 + (c - 1) y_i) p_i (1 - p_i), to gram (F, F), column (F,) and
+    total ()."""
+    curvature = probs * (1 - probs)  # (n,)
+    if pos_weight != 1.0:
+        curvature.mul_(1 + (pos_weight - 1) * labels)
+    weighted = rows.T * curvature  # (F, n): contiguous along the rows for column-major features
+    gram.addmm_(weighted, rows)
+    column += weighted.sum(1)
+    total += curvature.sum()
+
+
+def bce_gradient_and_hessian(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    pos_weight: float = 1.0,
+    threshold: float = 0.5,
+) -> tuple[BatchGradient, torch.Tensor]:
+    """`bce_gradient`'s result and the (F+1, F+1) Hessian of the mean BCE in (w, b), the bias last, in one pass:
+    X~' diag(v) X~ / B for X~ = [X, 1] and v_i = d2 loss_i / d z_i^2 = (1 + (c - 1) y_i) p_i (1 - p_i), in blocks of
+    BLOCK_ROWS rows (for Newton's method: every evaluation needs both).
+
+    Args:
+        features: (B, F) rows as the weights see them; labels: (B,); weight: (F,); bias: ().
+    """
+    n_rows, n_features = features.shape
+    options = {"dtype": features.dtype, "device": features.device}
+    sums = (
+        torch.zeros(n_features, n_features, **options),
+        torch.zeros(n_features, **options),
+        torch.zeros((), **options),
+    )
+    loss_sum, correct = torch.zeros_like(bias), torch.zeros((), dtype=torch.int64, device=labels.device)
+    grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
+    for start in range(0, n_rows, BLOCK_ROWS):
+        stop = start + BLOCK_ROWS
+        block = _block(features[start:stop], labels[start:stop], weight, bias, pos_weight, threshold, 1.0, sums)
+        loss_sum += block[0]
+        correct += block[1]
+        grad_weight += block[2]
+        grad_bias += block[3]
+    gram, column, total = sums
+    hessian = torch.empty(n_features + 1, n_features + 1, **options)
+    hessian[:n_features, :n_features], hessian[n_features, n_features] = gram, total
+    hessian[:n_features, n_features], hessian[n_features, :n_features] = column, column
+    return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows), hessian / n_rows
+
+
+def bce_hessian(
+    features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pos_weight: float = 1.0
+) -> torch.Tensor:
+    """The (F+1, F+1) Hessian of the mean BCE in (w, b), the bias last (`bce_gradient_and_hessian`'s)."""
+    return bce_gradient_and_hessian(features, labels, weight, bias, pos_weight)[1]

@@ -9,19 +9,27 @@ survival function come from `torch.special` in float64, and the normal tail from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from logreg.errors import ConfigError, DataError
+from logreg.schema import COV_TYPES
 
 INTERCEPT = "(intercept)"  # the name report.py gives the bias; it comes last, after the features
 # The information matrix is inverted after scaling it to a unit diagonal (so a feature's units do not matter). Past a
 # condition number of 1e10 the inverse keeps fewer than 6 of float64's 16 digits, and a feature is then, to that
 # precision, a combination of the others (or of the intercept): such standard errors are not reported.
 MAX_CONDITION = 1e10
+# A feature whose centered, unit-norm column lies within this distance of the span of the columns before it (the
+# intercept first) is a linear combination of them: 1e-5 = 1 / sqrt(MAX_CONDITION), so a dependency that CSV rounding
+# blurs (x9 = x1 + x2 to 6 digits) is still found, as the information's conditioning would find it.
+DEPENDENT = 1 / math.sqrt(MAX_CONDITION)
+# A row whose fitted probability is within 3.4e-4 of its label (margin y~ . logit > 8) counts as predicted with
+# certainty when looking for quasi-separation (see `_quasi_separation`).
+SATURATED_MARGIN = 8.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class Coefficient:
     odds_ratio: float  # exp(estimate): the factor on the odds per unit of the feature as given
     odds_ratio_low: float  # exp(ci_low)
     odds_ratio_high: float  # exp(ci_high)
+    # The average marginal effect: the mean over the rows of d p / d x_j = coefficient * mean p (1 - p), with its
+    # delta-method standard error (statsmodels' get_margeff(at="overall", method="dydx")); NaN for the intercept.
+    marginal_effect: float = math.nan
+    marginal_effect_std_error: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Inference:
     gradient_norm: float  # max |d mean log-loss / d theta| at the coefficients given
     valid: bool  # False: standard errors, z, p-values and intervals are NaN, and `reason` says why
     reason: str  # "" when valid, else one sentence
+    unidentified: list[str] = field(default_factory=list)  # columns in a linear dependency: no standard errors
+    note: str = ""  # "" or one sentence on what `unidentified` holds and why
 
     def rows(self) -> list[dict]:
         """One flat dict per coefficient (features, then the intercept), for a CSV."""
@@ -72,6 +86,8 @@ class Inference:
                 "odds_ratio": c.odds_ratio,
                 "odds_ratio_low": c.odds_ratio_low,
                 "odds_ratio_high": c.odds_ratio_high,
+                "marginal_effect": c.marginal_effect,
+                "marginal_effect_std_error": c.marginal_effect_std_error,
             }
             for c in self.coefficients
         ]
@@ -103,6 +119,8 @@ def infer(
     pos_weight: float = 1.0,
     tolerance: float = 1e-4,
     level: float = 0.95,
+    cov_type: str = "nonrobust",
+    clusters: np.ndarray | None = None,
 ) -> Inference:
     """Standard errors, tests and intervals for p(y=1 | x) = sigmoid(x . weight + bias), as statsmodels' Logit.
 
@@ -132,6 +150,13 @@ def infer(
         pos_weight: the fit's weight on positive rows; != 1 makes the standard errors invalid.
         tolerance: the largest gradient norm (max |d mean log-loss / d theta|) that counts as converged.
         level: the confidence level of the intervals.
+        cov_type: the coefficients' covariance: "nonrobust" (the inverse information, valid for the plain
+            likelihood) or a sandwich A^-1 M A^-1 with A the (weighted) information and M the outer products of the
+            rows' scores s_i = c_i (y_i - p_i) x~_i (c_i = pos_weight on class-1 rows, else 1): "HC0" (M = sum s s'),
+            "HC1" (HC0 * N / (N - K)), "HC2" / "HC3" (each s_i divided by (1 - h_i)^(1/2) or (1 - h_i), h_i the
+            leverage of the IRLS fit, as R's sandwich::vcovHC), "cluster" (the scores summed within each cluster,
+            times G / (G - 1) * (N - 1) / (N - K), statsmodels' CRV1). A sandwich holds for a weighted loss too.
+        clusters: (N,) each row's cluster id, for cov_type="cluster".
 
     Raises:
         DataError: an array of the wrong shape, a value that is not finite, a label other than 0/1, one class only.
@@ -139,7 +164,13 @@ def infer(
     """
     x, y, theta = _check_data(features, labels, weight, bias, names)
     _check_options(weight_decay, pos_weight, tolerance, level)
+    if cov_type not in COV_TYPES:
+        raise ConfigError(f"cov_type={cov_type!r}: expected one of {', '.join(COV_TYPES)}")
+    if (cov_type == "cluster") != (clusters is not None):
+        raise ConfigError("clusters: expected one cluster id per row with cov_type=cluster, and none otherwise")
     n, f = x.shape
+    if clusters is not None and np.shape(clusters) != (n,):
+        raise DataError(f"clusters: expected shape ({n},), one per row, got {np.shape(clusters)}")
     design = np.column_stack([x, np.ones(n)])  # (N, F+1): X~ = [X, 1], the intercept last
     logits = design @ theta  # (N,)
     sign = 2 * y - 1  # (N,) +1 for label 1, -1 for label 0
@@ -149,49 +180,233 @@ def infer(
     # log p(y | x) = -softplus(-margin); the residual y - p = sign * sigmoid(-margin) = sign * exp(-softplus(margin)).
     log_likelihood = -float(np.sum(np.logaddexp(0.0, -margins)))
     residuals = sign * np.exp(-np.logaddexp(0.0, margins))  # (N,)
-    gradient_norm = float(np.max(np.abs(design.T @ residuals))) / n  # of the mean log-loss: -X~' (y - p) / N
+    row_weights = np.where(y == 1, pos_weight, 1.0)  # (N,) c_i: the loss's weight of each row
+    # of the fit's objective, the mean (weighted) log-loss: -X~' c (y - p) / N
+    gradient_norm = float(np.max(np.abs(design.T @ (row_weights * residuals)))) / n
     variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p), no 1 - p rounding
-    information = design.T @ (design * variances[:, None])  # (F+1, F+1) observed Fisher information X~' W X~
 
+    all_names = [*names, INTERCEPT]
+    kept, combinations = _dependencies(x)  # the independent columns of X~ (indices), each dependent one's partners
+    involved = sorted({j for dependent, partners in combinations.items() for j in (dependent, *partners)})
+    rank = len(kept)  # statsmodels counts parameters by rank: F + 1 unless collinear
     n_positive = float(y.sum())
     n_negative = n - n_positive
     null_log_likelihood = n_positive * math.log(n_positive / n) + n_negative * math.log(n_negative / n)
-    rank = int(np.linalg.matrix_rank(design))  # statsmodels counts parameters by rank: F + 1 unless collinear
     lr_statistic = 2 * (log_likelihood - null_log_likelihood)
     lr_df = rank - 1
 
-    reason = _invalid_reason(weight_decay, pos_weight, margins, gradient_norm, tolerance)
-    covariance = None if reason else _invert(information)
-    if not reason and covariance is None:
-        reason = (
-            "the information matrix is singular (a constant or collinear feature, or perfectly separated classes): "
-            "the coefficients are not identified"
-        )
-    std_errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(f + 1, math.nan)  # (F+1,)
+    robust = cov_type != "nonrobust"
+    # The fit's own objective against its intercept-only optimum (the plain likelihood's when pos_weight is 1)
+    weighted_positive = pos_weight * n_positive
+    share = weighted_positive / (weighted_positive + n_negative)
+    weighted_null = weighted_positive * math.log(share) + n_negative * math.log(1 - share)
+    gain = -float(np.sum(row_weights * np.logaddexp(0.0, -margins))) - weighted_null
+    reason = _invalid_reason(weight_decay, 1.0 if robust else pos_weight, margins, gradient_norm, tolerance, gain)
+    if not reason:
+        reason = _quasi_separation(design[:, kept], sign, margins, [all_names[j] for j in kept])
+    identified = [j for j in kept if j not in involved]  # (k,) the columns whose coefficients are identified
+    covariance = None
+    if not reason:
+        columns = design[:, kept]  # (N, R)
+        information = columns.T @ (columns * (row_weights * variances)[:, None])  # (R, R) X~' C W X~
+        covariance = _invert(information)
+        if covariance is not None and robust:
+            scores = columns * (row_weights * residuals)[:, None]  # (N, R) s_i
+            covariance = _sandwich(covariance, scores, columns, row_weights * variances, cov_type, clusters)
+        if covariance is None:
+            reason = (
+                "the information matrix is singular (saturated probabilities, or features nearly collinear): the "
+                "coefficients are not identified"
+            )
+    std_errors = np.full(f + 1, math.nan)  # (F+1,)
+    padded = np.zeros((f + 1, f + 1))  # (F+1, F+1) the kept columns' covariance, zero elsewhere: a g-inverse
+    if covariance is not None:
+        padded[np.ix_(kept, kept)] = covariance
+        std_errors[identified] = np.sqrt(np.diag(padded)[identified])
+    effects, effect_errors = _marginal_effects(design, logits, theta, padded, identified, covariance is not None)
     quantile = _normal_quantile(level)
+    worse_than_null = log_likelihood < null_log_likelihood
 
     return Inference(
         coefficients=[
-            _coefficient(name, float(estimate), float(se), quantile)
-            for name, estimate, se in zip([*names, INTERCEPT], theta, std_errors)
+            replace(
+                _coefficient(name, float(estimate), float(se), quantile),
+                marginal_effect=float(effect),
+                marginal_effect_std_error=float(effect_error),
+            )
+            for name, estimate, se, effect, effect_error in zip(all_names, theta, std_errors, effects, effect_errors)
         ],
         n_rows=n,
         log_likelihood=log_likelihood,
         null_log_likelihood=null_log_likelihood,
-        lr_statistic=lr_statistic,
+        lr_statistic=math.nan if worse_than_null else lr_statistic,
         lr_df=lr_df,
-        lr_p_value=_chi2_survival(lr_statistic, lr_df),
+        lr_p_value=math.nan if worse_than_null else _chi2_survival(lr_statistic, lr_df),
         aic=-2 * log_likelihood + 2 * rank,
         bic=-2 * log_likelihood + rank * math.log(n),
-        pseudo_r2=1 - log_likelihood / null_log_likelihood,
+        pseudo_r2=math.nan if worse_than_null else 1 - log_likelihood / null_log_likelihood,
         gradient_norm=gradient_norm,
         valid=not reason,
         reason=reason,
+        unidentified=[all_names[j] for j in involved],
+        note=_dependency_note(combinations, all_names, rank),
     )
 
 
+def _sandwich(
+    bread: np.ndarray,
+    scores: np.ndarray,
+    columns: np.ndarray,
+    weights: np.ndarray,
+    cov_type: str,
+    clusters: np.ndarray | None,
+) -> np.ndarray:
+    """A^-1 M A^-1 for `bread` = A^-1 (R, R), the rows' scores (N, R), the design's columns (N, R) and the IRLS
+    weights c p (1 - p) (N,) (for the leverages)."""
+    n, k = scores.shape
+    if cov_type in ("HC2", "HC3"):
+        leverage = weights * np.einsum("ij,jk,ik->i", columns, bread, columns)  # (N,) h_i = w_i x_i' A^-1 x_i
+        scores = scores / ((1 - leverage) ** (0.5 if cov_type == "HC2" else 1.0))[:, None]
+    factor = n / (n - k) if cov_type == "HC1" else 1.0
+    if cov_type == "cluster":
+        assert clusters is not None
+        _, group = np.unique(clusters, return_inverse=True)
+        n_groups = int(group.max()) + 1
+        summed = np.zeros((n_groups, k))
+        np.add.at(summed, group, scores)
+        scores = summed  # (G, R)
+        factor = n_groups / (n_groups - 1) * (n - 1) / (n - k) if n_groups > 1 else math.nan
+    meat = scores.T @ scores * factor  # (R, R)
+    return bread @ meat @ bread
+
+
+def _marginal_effects(
+    design: np.ndarray,
+    logits: np.ndarray,
+    theta: np.ndarray,
+    covariance: np.ndarray,
+    identified: list[int],
+    has_covariance: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average marginal effects (F+1,) and their delta-method standard errors (F+1,), NaN for the intercept (last)
+    and, for the errors, where a coefficient has none.
+
+    AME_j = theta_j m with m = mean_i p_i (1 - p_i), so d AME_j / d theta = m e_j + theta_j X~' (p (1-p) (1-2p)) / N,
+    whose quadratic form in the covariance (F+1, F+1) is AME_j's variance."""
+    n = len(logits)
+    probs = 1 / (1 + np.exp(-logits))  # (N,)
+    variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p)
+    mean_variance = float(variances.mean())
+    slope = design.T @ (variances * (1 - 2 * probs)) / n  # (F+1,) d m / d theta
+    effects = theta * mean_variance
+    effects[-1] = math.nan
+    errors = np.full(len(theta), math.nan)
+    if has_covariance:
+        for j in identified:
+            if j == len(theta) - 1:
+                continue
+            gradient = theta[j] * slope  # (F+1,)
+            gradient[j] += mean_variance
+            errors[j] = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
+    return effects, errors
+
+
+def _dependencies(x: np.ndarray) -> tuple[list[int], dict[int, list[int]]]:
+    """Which columns of X~ = [X, 1] (N, F+1) are independent, and how the others depend on them.
+
+    The intercept comes first, then each feature in order: a feature is dependent when its centered column, scaled
+    to unit norm, lies within DEPENDENT of the span of the centered independent features before it (a constant
+    feature: on the intercept alone). Returns the independent columns' indices into X~ (the intercept, F, included)
+    and, for each dependent column, the independent columns it is a combination of (the intercept among them where
+    the combination has a constant term).
+    """
+    n, f = x.shape
+    centered = x - x.mean(axis=0)  # (N, F): the intercept projected out
+    norms = np.linalg.norm(centered, axis=0)  # (F,)
+    kept_features: list[int] = []
+    basis = np.zeros((n, 0))  # (N, k) orthonormal basis of the kept centered features
+    combinations: dict[int, list[int]] = {}
+    for j in range(f):
+        column = centered[:, j] / norms[j] if norms[j] > 0 else np.zeros(n)
+        residual = column - basis @ (basis.T @ column)
+        residual -= basis @ (basis.T @ residual)  # twice: Gram-Schmidt keeps its orthogonality
+        distance = float(np.linalg.norm(residual))
+        if norms[j] > 0 and distance > DEPENDENT:
+            basis = np.column_stack([basis, residual / distance])
+            kept_features.append(j)
+            continue
+        # x_j = sum_k a_k x_k + c: least squares on the kept features' raw columns and the intercept
+        columns = np.column_stack([x[:, kept_features], np.ones(n)])  # (N, k+1)
+        coefficients = np.linalg.lstsq(columns, x[:, j], rcond=None)[0]  # (k+1,)
+        scales = np.linalg.norm(columns, axis=0) / max(float(np.linalg.norm(x[:, j])), 1e-300)  # unit-free sizes
+        partners = [k for k, a, s in zip([*kept_features, f], coefficients, scales) if abs(a) * s > DEPENDENT]
+        combinations[j] = partners or [f]
+    return [*kept_features, f], combinations
+
+
+def _dependency_note(combinations: dict[int, list[int]], names: list[str], rank: int) -> str:
+    """One sentence naming each dependent column and what it is a combination of; "" when there is none."""
+    if not combinations:
+        return ""
+    parts = [
+        f"{names[j]} is a linear combination of {', '.join(names[k] for k in partners)}"
+        for j, partners in combinations.items()
+    ]
+    return (
+        f"rank-deficient design: {'; '.join(parts)} (to {DEPENDENT:.0e}), so their coefficients are not identified and "
+        f"have no standard errors; df, AIC and BIC count the {rank} independent columns; drop "
+        f"{', '.join(names[j] for j in combinations)} to estimate the others"
+    )
+
+
+def _quasi_separation(design: np.ndarray, sign: np.ndarray, margins: np.ndarray, names: list[str]) -> str:
+    """Why the data are quasi-separated, or "" when no proof of it is found.
+
+    Quasi-separation: a direction d of the coefficients along which some rows move to their own side of the boundary
+    and every other row stays on it (y~_i x~_i . d >= 0 for all rows, > 0 for some). Moving along d raises the
+    likelihood forever, so there is no maximum: the fit drives those rows' probabilities to 0 or 1 and its
+    coefficients grow. The proof is sought LP-free, from the fit: the rows it predicts with certainty (margin >
+    SATURATED_MARGIN) are the candidates; any d that leaves every other row's logit unchanged (the null space of
+    their design, which must then be rank-deficient) and moves every candidate the same way is such a direction.
+
+    Args:
+        design: (N, K) the independent columns of X~ (full column rank); sign: (N,) y~ = 2 y - 1; margins: (N,)
+            y~ . logit; names: the K columns' names.
+    """
+    saturated = margins > SATURATED_MARGIN  # (N,)
+    if not saturated.any() or saturated.all():
+        return ""
+    scale = np.linalg.norm(design, axis=0)  # (K,) unit-norm columns: the test does not depend on units
+    scaled = design / scale
+    rest = scaled[~saturated]  # (M, K)
+    if len(rest) == 0:
+        return ""
+    _, singular, right = np.linalg.svd(rest, full_matrices=True)
+    padded = np.zeros(scaled.shape[1])
+    padded[: len(singular)] = singular
+    null = right[padded <= 1e-8 * max(float(singular.max()), 1e-300)]  # (D, K) directions flat on the other rows
+    sides = sign[saturated]  # (S,) each candidate's own side: +1 for label 1, -1 for label 0
+    for direction in null:
+        moves = (scaled[saturated] @ direction) * sides  # (S,) how each candidate's margin changes along d
+        largest = float(np.abs(moves).max())
+        if largest == 0:
+            continue
+        for oriented in (moves, -moves):
+            if oriented.min() >= -1e-8 * largest:
+                in_direction = np.abs(direction) >= 1e-3 * np.abs(direction).max()
+                involved = ", ".join(name for name, used in zip(names, in_direction) if used)
+                count = int((oriented > 1e-8 * largest).sum())
+                return (
+                    f"quasi-separated classes: along a direction of {involved}, {count} rows predicted with "
+                    "probability 0 or 1 move further to their side while every other row stays on the boundary, "
+                    "so the likelihood has no maximum and the coefficients grow without bound; standard errors do "
+                    "not exist (drop or merge what separates them, or use a penalized fit)"
+                )
+    return ""
+
+
 def _invalid_reason(
-    weight_decay: float, pos_weight: float, margins: np.ndarray, gradient_norm: float, tolerance: float
+    weight_decay: float, pos_weight: float, margins: np.ndarray, gradient_norm: float, tolerance: float, gain: float
 ) -> str:
     """Why the coefficients are not the plain maximum-likelihood fit, or "" when they may be; the first reason found."""
     if weight_decay > 0:
@@ -202,7 +417,8 @@ def _invalid_reason(
     if pos_weight != 1:
         return (
             f"weighted loss (pos_weight={pos_weight:g}): the fit maximizes a weighted likelihood, so the plain "
-            "likelihood's standard errors do not apply; refit with pos_weight=1"
+            "likelihood's standard errors do not apply; use a sandwich (inference.cov_type=HC0, HC1, HC2, HC3 or "
+            "cluster), or refit with pos_weight=1"
         )
     # Checked before convergence: training longer cannot help here. Coefficients that put every row strictly on its
     # side of the boundary prove the data separable, and then scaling them up always raises the likelihood.
@@ -211,10 +427,21 @@ def _invalid_reason(
             "perfectly separated classes: the coefficients classify every row correctly, so the likelihood has no "
             "maximum and the coefficients grow without bound; standard errors do not exist"
         )
+    worse = (
+        f"; and its log-likelihood is {-gain:.6g} below the intercept-only model's, so there is no likelihood-ratio "
+        "test or pseudo-R2 (a diverging fit: e.g. lr too large)"
+        if gain < 0
+        else ""
+    )
     if gradient_norm > tolerance:
         return (
             f"not converged: gradient norm {gradient_norm:.1e} > tolerance {tolerance:.1e}; train to convergence "
-            "(e.g. experiment=optimum / optimizer=lbfgs) for valid standard errors"
+            f"(e.g. experiment=optimum / optimizer=newton) for valid standard errors{worse}"
+        )
+    if gain < 0:  # gain: log-likelihood minus the intercept-only model's; the optimum is never below it
+        return (
+            f"the fit is worse than the intercept-only model: its log-likelihood is {-gain:.6g} below it, so there is "
+            "no likelihood-ratio test, pseudo-R2 or standard errors"
         )
     return ""
 

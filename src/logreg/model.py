@@ -10,6 +10,7 @@ would, so the numbers are those of one process on the whole batch.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -22,8 +23,9 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import CatMetric
 
 from logreg.errors import ConfigError, TrainingDiverged
-from logreg.gradient import bce_gradient
+from logreg.gradient import bce_gradient, bce_gradient_and_hessian, bce_hessian
 from logreg.metrics import choose_threshold, evaluation_metrics
+from logreg.newton import MAX_FEATURES, Newton
 from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
 from logreg.splits import minibatches
 
@@ -32,6 +34,7 @@ TORCH_OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "lbfgs": torch.optim.LBFGS,
+    "newton": Newton,
 }
 TORCH_SCHEDULERS = {
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
@@ -112,6 +115,7 @@ class LogisticRegression(L.LightningModule):
         self.val_logits, self.val_labels = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self.test_logits, self.test_labels = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self._outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.newton_result: dict[str, Any] | None = None  # after a Newton step: converged, iterations, gradient_norm
         self.test_prefix = "test"  # what test metrics are logged as: eval.py names them by the rows it scores
 
     @staticmethod
@@ -121,6 +125,11 @@ class LogisticRegression(L.LightningModule):
         if optimizer.get("name") not in OPTIMIZERS:
             raise ConfigError(f"model.optimizer.name={optimizer.get('name')}: expected one of {', '.join(OPTIMIZERS)}")
         check_arguments(OPTIMIZERS[optimizer["name"]], optimizer, "model.optimizer.")
+        if optimizer["name"] == "newton" and n_features > MAX_FEATURES:
+            raise ConfigError(
+                f"optimizer=newton: the data has {n_features} features, more than {MAX_FEATURES}, where each "
+                "iteration's F x F Hessian costs more than many L-BFGS iterations; use optimizer=lbfgs"
+            )
         if scheduler is not None:
             if scheduler.get("name") not in SCHEDULERS:
                 raise ConfigError(
@@ -166,12 +175,17 @@ class LogisticRegression(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------------- training
 
-    def _update(self) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]:
+    def _update(
+        self, with_hessian: bool = False
+    ) -> tuple[Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]:
         """`closure_for(features (B, F), labels (B,))`: the closure of one optimizer step on that mini-batch. It sets
         the gradient of the batch's mean loss on the weights (averaged over processes), adds the batch's loss and
         correct predictions to this epoch's sums (once per step: L-BFGS evaluates the closure several times), and
-        returns the mean loss. What holds for a whole Lightning step (the options, the process count, the weights'
-        storage) is looked up here, once, not per update: at 64 rows an update is a few dozen microseconds."""
+        returns the mean loss. With `with_hessian` (Newton's method) each evaluation also computes, in the same pass,
+        the (F+1, F+1) Hessian of the mean loss in the parameters (the weight, then the bias), averaged over the
+        processes (one all-reduce of (F+1)^2 numbers), which the second function returned gives back.
+        What holds for a whole Lightning step (the options, the process count, the weights' storage) is looked up
+        here, once, not per update: at 64 rows an update is a few dozen microseconds."""
         pos_weight, threshold = float(self.options.pos_weight), float(self.threshold)
         distributed = self.trainer.world_size > 1
         identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
@@ -181,6 +195,23 @@ class LogisticRegression(L.LightningModule):
         assert self._epoch_sums is not None, "training_step sets the epoch's sums before its updates"
         loss_sum, correct = self._epoch_sums
         first_evaluation = [True]
+        mean, std, n_features = self.feature_mean, self.feature_std, len(current_weight)
+        # The loss depends on theta = (w, b) through the folded phi = (w / std, b - (w / std) . mean) = J theta, so
+        # the Hessian in theta is J' H_phi J, with J = [[diag(1 / std), 0], [-mean / std, 1]]  (F+1, F+1)
+        jacobian = torch.eye(n_features + 1, dtype=current_weight.dtype, device=current_weight.device)
+        jacobian[:n_features, :n_features] = torch.diag(1 / std)
+        jacobian[n_features, :n_features] = -mean / std
+        last_hessian: list[torch.Tensor] = []  # the Hessian (F+1, F+1) of the last evaluation, in theta
+
+        def folded() -> tuple[torch.Tensor, torch.Tensor]:
+            """The weight (F,) and bias () acting on the raw features."""
+            if identity_scaler:
+                return current_weight, current_bias
+            folded_weight = current_weight / std
+            return folded_weight, current_bias - torch.dot(folded_weight, mean)
+
+        def keep_hessian(hessian: torch.Tensor) -> None:
+            last_hessian[:] = [hessian if identity_scaler else jacobian.T @ hessian @ jacobian]
 
         def autograd(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """Lab 5's way: build the graph, let autograd differentiate it."""
@@ -190,16 +221,20 @@ class LogisticRegression(L.LightningModule):
                 loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=class_weight)
                 grad_weight, grad_bias = torch.autograd.grad(loss, [weight, bias])
             correct_now = (torch.sigmoid(logits.detach()) >= threshold).eq(labels).sum()
+            if with_hessian:
+                keep_hessian(bce_hessian(features, labels, *folded(), pos_weight))
             return loss.detach() * len(labels), correct_now, grad_weight.view(-1), grad_bias.view(())
 
         def analytic(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """The closed form, on the weights acting on the raw features, then the chain rule through the scaler."""
+            if with_hessian:
+                result, hessian = bce_gradient_and_hessian(features, labels, *folded(), pos_weight, threshold)
+                keep_hessian(hessian)
+            else:
+                result = bce_gradient(features, labels, *folded(), pos_weight, threshold)
             if identity_scaler:
-                return bce_gradient(features, labels, current_weight, current_bias, pos_weight, threshold)
-            folded_weight = current_weight / self.feature_std
-            folded_bias = current_bias - torch.dot(folded_weight, self.feature_mean)
-            result = bce_gradient(features, labels, folded_weight, folded_bias, pos_weight, threshold)
-            grad_weight = (result.weight - result.bias * self.feature_mean) / self.feature_std  # dz/dw = (x - mean)/std
+                return result
+            grad_weight = (result.weight - result.bias * mean) / std  # dz/dw = (x - mean) / std
             return result.loss_sum, result.correct, grad_weight, result.bias
 
         gradient = autograd if self.options.gradient == "autograd" else analytic
@@ -212,10 +247,13 @@ class LogisticRegression(L.LightningModule):
                 first_evaluation[0] = False
             loss = batch_loss_sum / len(labels)
             if distributed:  # the mean over processes of equal batches: the whole batch's gradient and loss
-                packed = self.trainer.strategy.reduce(
-                    torch.cat([grad_weight, grad_bias.view(1), loss.view(1)]), reduce_op="mean"
-                )
-                grad_weight, grad_bias, loss = packed[:-2], packed[-2], packed[-1]
+                packed = torch.cat([grad_weight, grad_bias.view(1), loss.view(1)])
+                if with_hessian:
+                    packed = torch.cat([packed, last_hessian[0].flatten()])
+                packed = self.trainer.strategy.reduce(packed, reduce_op="mean")
+                grad_weight, grad_bias, loss = packed[:n_features], packed[n_features], packed[n_features + 1]
+                if with_hessian:
+                    last_hessian[:] = [packed[n_features + 2 :].view(n_features + 1, n_features + 1)]
             weight.grad, bias.grad = grad_weight.view(1, -1), grad_bias.view(1)
             return loss
 
@@ -223,7 +261,11 @@ class LogisticRegression(L.LightningModule):
             first_evaluation[0] = True
             return lambda: update(features, labels)
 
-        return closure_for
+        def hessian() -> torch.Tensor:
+            assert last_hessian, "the closure computes the Hessian: Newton calls it first"
+            return last_hessian[0]
+
+        return closure_for, hessian
 
     def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
         """chunk: K mini-batches of B rows (`logreg.splits.TrainingChunks`); one optimizer step per mini-batch."""
@@ -235,9 +277,16 @@ class LogisticRegression(L.LightningModule):
             )
             self._epoch_rows = 0
         # configure_optimizers returns one optimizer, so Lightning gives it alone (not a list)
-        closure_for, optimizer = self._update(), cast(LightningOptimizer, self.optimizers())
+        optimizer = cast(LightningOptimizer, self.optimizers())
+        newton = optimizer.optimizer if isinstance(optimizer.optimizer, Newton) else None
+        closure_for, hessian = self._update(with_hessian=newton is not None)
         for features, labels in minibatches(chunk):
-            optimizer.step(closure=closure_for(features, labels))
+            if newton is None:
+                optimizer.step(closure=closure_for(features, labels))
+            else:
+                optimizer.step(closure=closure_for(features, labels), hessian=hessian)
+        if newton is not None:
+            self.newton_result = dict(newton.result)
         self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
 
     def on_train_epoch_end(self) -> None:
@@ -252,6 +301,18 @@ class LogisticRegression(L.LightningModule):
             self.log("train/loss", loss_sum / rows, prog_bar=True)
             self.log("train/acc", correct / rows, prog_bar=True)
         self._step_scheduler()
+
+    def on_train_end(self) -> None:
+        result = self.newton_result
+        if result is not None and not result["converged"] and self.trainer.is_global_zero:
+            max_iter = self.options.optimizer.get("max_iter")
+            print(
+                f"newton: not converged: gradient norm {result['gradient_norm']:.1e} > tolerance_grad "
+                f"{self.options.optimizer.get('tolerance_grad'):.0e} after the last epoch's {result['iterations']} "
+                f"iterations (max_iter={max_iter}); separated classes never converge (see the inference report), "
+                "else raise model.optimizer.max_iter or epochs",
+                file=sys.stderr,
+            )
 
     def on_validation_start(self) -> None:
         if self.trainer.state.fn == "fit":  # validation inside fit may write a checkpoint: only of finite weights
@@ -288,6 +349,11 @@ class LogisticRegression(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         options = dict(self.options.optimizer)
+        if options["name"] == "newton" and not str(self.trainer.precision).startswith("64"):
+            raise ConfigError(
+                "optimizer=newton: needs float64 (trainer.precision=64-true): its line search compares losses "
+                "that differ in their last digits near the optimum, which float32 does not have"
+            )
         optimizer = TORCH_OPTIMIZERS[options.pop("name")](self.parameters(), **options)
         if not self.options.scheduler:
             return optimizer

@@ -37,9 +37,13 @@ def record_run(loggers: list[Logger], hyperparameters: dict[str, Any], metrics: 
         logger.save()
 
 
-def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> Inference:
-    """Standard errors and tests of the model's coefficients on the rows it was trained on (float64)."""
+def fit_inference(
+    model: LogisticRegression, datamodule: TabularDataModule, cov_type: str = "nonrobust", cluster: str | None = None
+) -> Inference:
+    """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
+    and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
     rows = datamodule.split_rows("train")
+    clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
     with torch.no_grad():
         weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
     optimizer = model.options.optimizer
@@ -51,6 +55,8 @@ def fit_inference(model: LogisticRegression, datamodule: TabularDataModule) -> I
         list(datamodule.feature_names),
         weight_decay=float(optimizer.get("weight_decay", 0.0)),
         pos_weight=float(model.options.pos_weight),
+        cov_type=cov_type,
+        clusters=clusters,
     )
 
 
@@ -60,10 +66,12 @@ def report(
     model: LogisticRegression | None,
     datamodule: TabularDataModule | None,
     kind: str,
+    cov_type: str = "nonrobust",
+    cluster: str | None = None,
 ) -> Inference | None:
     """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them."""
     console = Console()
-    fit = fit_inference(model, datamodule) if model is not None and datamodule is not None else None
+    fit = fit_inference(model, datamodule, cov_type, cluster) if model is not None and datamodule is not None else None
     summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
     write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     console.print(_metrics_table(summary, kind))
@@ -75,7 +83,13 @@ def report(
         write_text(folder / "coefficients.csv", text.getvalue())
         write_text(
             folder / "inference.json",
-            json.dumps({"valid": fit.valid, "reason": fit.reason, **fit.summary()}, indent=2) + "\n",
+            json.dumps(
+                {"valid": fit.valid, "reason": fit.reason, "cov_type": cov_type, "cluster": cluster}
+                | {"unidentified": fit.unidentified, "note": fit.note}
+                | fit.summary(),
+                indent=2,
+            )
+            + "\n",
         )
         console.print(_coefficient_table(fit))
         console.print(_fit_statistics(fit))
@@ -93,10 +107,10 @@ def _metrics_table(metrics: dict[str, float], kind: str) -> RichTable:
 
 
 def _coefficient_table(fit: Inference) -> RichTable:
-    title = "Coefficients (per unit of each feature as given), 95% intervals"
+    title = "Coefficients (per unit of each feature as given), 95% intervals; AME: average marginal effect on p"
     table = RichTable(title=title if fit.valid else "Coefficients (per unit of each feature as given)")
-    columns = ["feature", "coefficient", "std error", "z", "p", "95% CI", "odds ratio", "odds ratio 95% CI"]
-    for column in columns if fit.valid else ["feature", "coefficient", "odds ratio"]:
+    columns = ["feature", "coefficient", "std error", "z", "p", "95% CI", "odds ratio", "odds ratio 95% CI", "AME (se)"]
+    for column in columns if fit.valid else ["feature", "coefficient", "odds ratio", "AME"]:
         table.add_column(column, justify="left" if column == "feature" else "right")
     for c in fit.coefficients:
         if fit.valid:
@@ -109,10 +123,18 @@ def _coefficient_table(fit: Inference) -> RichTable:
                 f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
                 f"{c.odds_ratio:.4g}",
                 f"[{c.odds_ratio_low:.3g}, {c.odds_ratio_high:.3g}]",
+                _effect(c.marginal_effect, c.marginal_effect_std_error),
             )
         else:
-            table.add_row(c.name, f"{c.estimate:+.6g}", f"{c.odds_ratio:.4g}")
+            table.add_row(c.name, f"{c.estimate:+.6g}", f"{c.odds_ratio:.4g}", _effect(c.marginal_effect, math.nan))
     return table
+
+
+def _effect(effect: float, std_error: float) -> str:
+    """An average marginal effect (the change in probability per unit of the feature), with its standard error."""
+    if math.isnan(effect):
+        return ""
+    return f"{effect:+.3g}" + (f" ({std_error:.2g})" if not math.isnan(std_error) else "")
 
 
 def _p(value: float) -> str:
@@ -120,11 +142,18 @@ def _p(value: float) -> str:
 
 
 def _fit_statistics(fit: Inference) -> str:
+    test = (
+        f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
+        if not math.isnan(fit.lr_statistic)
+        else "no likelihood-ratio test (below the intercept-only model); "
+    )
+    pseudo_r2 = f", McFadden pseudo-R2 {fit.pseudo_r2:.4f}" if not math.isnan(fit.pseudo_r2) else ""
     lines = [
         f"Log-likelihood {fit.log_likelihood:.4f} (null {fit.null_log_likelihood:.4f}) on {fit.n_rows} training rows; "
-        f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
-        f"AIC {fit.aic:.3f}, BIC {fit.bic:.3f}, McFadden pseudo-R2 {fit.pseudo_r2:.4f}",
+        f"{test}AIC {fit.aic:.3f} and BIC {fit.bic:.3f} with df {fit.lr_df + 1}{pseudo_r2}",
     ]
+    if fit.note:
+        lines.append(f"[yellow]{fit.note}[/yellow]")
     if not fit.valid:
         lines.append(f"[yellow]No standard errors, p-values or intervals: {fit.reason}[/yellow]")
     return "\n".join(lines)

@@ -231,7 +231,29 @@ class LBFGSConfig(OptimizerConfig):
             yield "line_search_fn", "strong_wolfe or null"
 
 
-OPTIMIZERS = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig, "lbfgs": LBFGSConfig}
+@dataclass
+class NewtonConfig(OptimizerConfig):
+    """`logreg.newton.Newton`: Newton's method with a line search, full batch, float64 (trainer.precision=64-true)."""
+
+    name: str = "newton"
+    max_iter: int = 100
+    tolerance_grad: float = 1e-8
+
+    def problems(self) -> Problems:
+        yield from super().problems()
+        if self.max_iter < 1:
+            yield "max_iter", "a whole number >= 1"
+        if not 0 <= self.tolerance_grad < math.inf:
+            yield "tolerance_grad", "a number >= 0"
+
+
+OPTIMIZERS = {
+    "sgd": SGDConfig,
+    "adam": AdamConfig,
+    "adamw": AdamWConfig,
+    "lbfgs": LBFGSConfig,
+    "newton": NewtonConfig,
+}
 
 
 @dataclass
@@ -557,6 +579,28 @@ class CVConfig:
             yield "folds", "0 (no cross-validation) or a number of folds >= 2"
 
 
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")  # logreg.inference.COV_TYPES
+
+
+@dataclass
+class InferenceConfig:
+    """`inference`: how the coefficients' standard errors are computed (`logreg.inference.infer`)."""
+
+    cov_type: str = "nonrobust"
+    cluster: Optional[str] = None  # the data file's column (header name, or number from 1) of each row's cluster id
+
+    def problems(self) -> Problems:
+        if self.cov_type not in COV_TYPES:
+            yield "cov_type", f"one of {', '.join(COV_TYPES)}"
+        if self.cov_type == "cluster" and not self.cluster:
+            yield (
+                "cluster",
+                "the column of the rows' cluster ids (a header name or a number from 1) with cov_type=cluster",
+            )
+        if self.cov_type != "cluster" and self.cluster:
+            yield "cluster", "null unless inference.cov_type=cluster"
+
+
 @dataclass
 class TrainConfig:
     """train.py: conf/train.yaml."""
@@ -567,6 +611,7 @@ class TrainConfig:
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)
     cv: CVConfig = field(default_factory=CVConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     lr: float = 1.0
     epochs: int = 100
     seed: int = 1
@@ -604,6 +649,11 @@ class TrainConfig:
                 yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
             if self.cv.folds >= 2 and self.ckpt_path is not None:
                 yield "cv.folds", "0 when resuming from ckpt_path (each fold is a run of its own)"
+            if isinstance(self.model.optimizer, NewtonConfig):
+                if not str(self.trainer.precision).startswith("64"):
+                    yield "trainer.precision", "64-true with optimizer=newton (its line search needs float64)"
+                if self.data.batch_size is not None:
+                    yield "data.batch_size", "null (full batch) with optimizer=newton"
 
 
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:

@@ -53,6 +53,9 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     folder = folder or run_dir
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **data_changes)
+    inference = cfg.get("inference") or {}
+    if inference.get("cluster"):  # its column is read now, so a missing one stops the run before training
+        datamodule.column(inference.cluster, "inference.cluster")
     model = build_model(cfg, datamodule)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
@@ -67,7 +70,15 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     metrics = {name: metrics[name] for name in sorted(metrics)}
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
     if trainer.is_global_zero:
-        report(metrics, folder, model, datamodule, "train")
+        report(
+            metrics,
+            folder,
+            model,
+            datamodule,
+            "train",
+            inference.get("cov_type", "nonrobust"),
+            inference.get("cluster"),
+        )
     return metrics
 
 
