@@ -48,7 +48,7 @@ def predict(cfg: DictConfig) -> int:
     n_features = model.options.n_features
     feature_names = data_spec(checkpoint).get("feature_names") or [f"x{i}" for i in range(1, n_features + 1)]
     features = read_feature_rows(
-        cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding
+        cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding, data_spec(checkpoint)
     )  # (N, F)
     threshold = model.decision_threshold() if cfg.threshold is None else cfg.threshold
     with torch.inference_mode():
