@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from logreg.checkpoints import data_spec, read_checkpoint
+from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
 from logreg.data import CSVDataModule
 from logreg.errors import DataError
 from logreg.table import read_feature_rows
@@ -249,7 +249,6 @@ def test_the_checkpoint_carries_the_encoding_as_plain_values(fitted):
 
 
 def test_predict_takes_the_raw_columns_with_missing_cells_in_any_order(fitted, compose, tmp_path):
-    from logreg.checkpoints import model_from_checkpoint
     from logreg.prediction import predict
     from logreg.schema import check_config
 
@@ -272,3 +271,26 @@ def test_predict_takes_the_raw_columns_with_missing_cells_in_any_order(fitted, c
     age_missing = [k for k, row in enumerate(rows) if row["age"] in ("", "NA")]
     training_median = read_with_pandas(path)["age"].median()
     assert age_missing and np.allclose(encoded[age_missing, 0], training_median, rtol=1e-6)
+
+
+def test_export_ships_the_encoding_beside_the_model_that_takes_the_encoded_features(fitted, compose, tmp_path):
+    import json
+
+    from logreg.export import export
+    from logreg.schema import check_config
+
+    folder, path = fitted
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    cfg = compose(f"ckpt_path={ckpt}", "format=torchscript", f"output={tmp_path / 'm.pt'}", config_name="export")
+    check_config(cfg)
+
+    export(cfg)
+
+    shipped = json.loads((tmp_path / "m.pt.encoding.json").read_text())
+    assert shipped["raw_columns"] == ["age", "sex", "income", "city"]
+    assert shipped["features"] == ["age", "sex=male", "income", "city=Lyon", "city=Oslo"]
+    assert [column["reference"] for column in shipped["columns"]] == [None, "female", None, "Berlin"]
+    encoded = read_feature_rows(path, [], spec=data_spec(read_checkpoint(ckpt)))
+    probability, _ = torch.jit.load(str(tmp_path / "m.pt"))(torch.from_numpy(encoded))
+    expected = model_from_checkpoint(read_checkpoint(ckpt))(torch.from_numpy(encoded)).detach().numpy()
+    np.testing.assert_allclose(probability.numpy(), expected, atol=1e-6)
