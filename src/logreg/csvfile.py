@@ -86,6 +86,10 @@ class NumericTable:
                     return number
         raise DataError(f"{self.path}: the file changed since it was read; read it again")
 
+    def row_label(self, row: int) -> str:
+        """Where data row `row` (0-based) is, for messages: 'line L'."""
+        return f"line {self.line_of(row)}"
+
     def column_label(self, column: int) -> str:
         """'column 3', or 'column 3 (glucose)' with a header: `column` 0-based in, 1-based out."""
         return _column_label(column, self.names, self.has_header)

@@ -20,6 +20,7 @@ import torch
 from logreg.encoding import Encoding
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
+from logreg.parquetfile import is_parquet
 from logreg.schema import CSVDataConfig, DataConfig, check_arguments
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.table import Table, encode, read_labeled_csv
@@ -372,7 +373,10 @@ class CSVDataModule(TabularDataModule):
     def local_file(self) -> Path:
         if self._local_file is None:
             options = self.options
-            self._local_file = fetch(options.path, options.data_dir, options.url, options.sha256)
+            if is_parquet(options.path):  # a Parquet file, folder or glob, read where it is
+                self._local_file = Path(options.path).expanduser()
+            else:
+                self._local_file = fetch(options.path, options.data_dir, options.url, options.sha256)
         return self._local_file
 
     def prepare_data(self) -> None:

@@ -15,9 +15,10 @@ from functools import cached_property
 
 import numpy as np
 
-from logreg.csvfile import MISSING_CELLS, NumericTable, index_of, read_numbers
+from logreg.csvfile import MISSING_CELLS, NumericTable, TextChooser, index_of, read_numbers
 from logreg.encoding import Encoding
 from logreg.errors import DataError
+from logreg.parquetfile import is_parquet, read_parquet
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Table:
         """'line L, column C (name)' of a feature cell, for messages."""
         if self.source is None:
             return f"row {row + 1}, feature {self.feature_names[column]!r}"
-        return f"line {self.source.line_of(row)}, {self.source.column_label(self.source_columns[column])}"
+        return f"{self.source.row_label(row)}, {self.source.column_label(self.source_columns[column])}"
 
     @property
     def n_rows(self) -> int:
@@ -78,7 +79,7 @@ def _label_column_problem(numbers: NumericTable, index: int) -> str | None:
     row = int(bad[0])
     found = "missing (labels are never imputed)" if np.isnan(labels[row]) else f"{labels[row]:g}"
     return (
-        f"line {numbers.line_of(row)}, {numbers.column_label(index)}: the label is {found}; labels must be "
+        f"{numbers.row_label(row)}, {numbers.column_label(index)}: the label is {found}; labels must be "
         "0 or 1. Check data.label_column (a column number from 1, -1 for the last, or the header's name)"
     )
 
@@ -142,6 +143,20 @@ def choose_columns(
     return Columns(label, chosen, text)
 
 
+def read_source(
+    path: str | os.PathLike,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+    text_columns: TextChooser | None = None,
+    allow_missing: bool = False,
+) -> NumericTable:
+    """The table at `path`, by the reader its name calls for: Parquet (a .parquet file, a folder of them, a glob),
+    else CSV."""
+    if is_parquet(path):
+        return read_parquet(path, text_columns, allow_missing)
+    return read_numbers(path, header, encoding, text_columns, allow_missing)
+
+
 def read_labeled_csv(
     path: str | os.PathLike,
     header: bool | None = None,
@@ -169,7 +184,7 @@ def read_labeled_csv(
         chosen.append(Columns(columns.label, columns.features, columns.text | detected))
         return chosen[-1].text
 
-    numbers = read_numbers(path, header, encoding, text_columns, allow_missing)
+    numbers = read_source(path, header, encoding, text_columns, allow_missing)
     columns = chosen[0]
     problem = _label_column_problem(numbers, columns.label)
     if problem:
@@ -229,7 +244,7 @@ def read_feature_rows(
         return {index for k, index in enumerate(chosen[0]) if k in categorical}
 
     allow_missing = bool(model_encoding and model_encoding.imputes)
-    numbers = read_numbers(path, header, encoding, text_columns, allow_missing)
+    numbers = read_source(path, header, encoding, text_columns, allow_missing)
     columns = chosen[0]
     values = np.asfortranarray(numbers.values[:, columns])  # (N, C) the model's raw columns, in its order
     if model_encoding is None:
