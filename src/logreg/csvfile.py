@@ -104,6 +104,7 @@ def read_numbers(
     encoding: str = "utf-8",
     text_columns: TextChooser | None = None,
     allow_missing: bool = False,
+    dtype: type = np.float32,
 ) -> NumericTable:
     """Read a CSV file of numbers (plain, or gzip/bz2/xz/zstd compressed) into a float32 table.
 
@@ -116,6 +117,7 @@ def read_numbers(
             0-based columns to read as text
             (coded, see `NumericTable`); None: every column is numeric.
         allow_missing: read an empty cell, NA, N/A or NaN as a missing value (NaN) instead of refusing it.
+        dtype: np.float32, or np.float64 to keep every digit pyarrow parsed (trainer.precision=64-true).
 
     Raises:
         DataError: one line naming the file, and the line and column where there is one, for anything unusable.
@@ -140,7 +142,7 @@ def read_numbers(
         raise DataError(f"{shown}: the header names the text column {repeated[0]!r} more than once; rename one")
     levels: dict[int, list[str]] = {}
     try:
-        values = _parse(path, compression, encoding, names, header, text, allow_missing, levels)
+        values = _parse(path, compression, encoding, names, header, text, allow_missing, levels, dtype)
     except (_Unusable, *_READ_ERRORS) as error:
         failure = error  # diagnosed below, outside this block, so the DataError carries no pyarrow traceback
     else:
@@ -202,6 +204,7 @@ def _parse(
     text: Collection[int] = (),
     allow_missing: bool = False,
     levels: dict[int, list[str]] | None = None,
+    dtype: type = np.float32,
 ) -> np.ndarray:
     """All rows after the header as float32 (N, C), parsed by pyarrow on all cores; raises _Unusable on any problem.
     The `text` columns are read as strings and coded (their distinct texts go into `levels`)."""
@@ -228,7 +231,7 @@ def _parse(
     if table.num_columns != len(names):
         raise _Unusable(f"pyarrow found {table.num_columns} columns, expected {len(names)}")
     # (N, C), column-major: each column is written in one stretch, and the model reads features column by column
-    values = np.empty((table.num_rows, len(names)), dtype=np.float32, order="F")
+    values = np.empty((table.num_rows, len(names)), dtype=dtype, order="F")
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf, refused just below
         for column, chunked in enumerate(table.columns):
             if chunked.null_count and not allow_missing:

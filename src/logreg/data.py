@@ -121,12 +121,19 @@ class TabularDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["test_split"])
         self._table: Table | None = None
         self._source_spec: dict = {}  # what predict.py needs to read a file as this one: columns, their encoding
+        self._dtype: type = np.float32  # of the features as read and kept
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
 
     def read(self) -> Table:
         """Return the whole table, in its source's row order: its feature columns as read (see `logreg.table`)."""
         raise NotImplementedError
+
+    def keep_float64(self) -> None:
+        """Read and keep the features in float64 (trainer.precision=64-true), not rounded to float32; before `load`."""
+        if self._table is not None and self._dtype is not np.float64:
+            raise RuntimeError("keep_float64() after the table was read")
+        self._dtype = np.float64
 
     def encoding_options(self) -> dict[str, Any]:
         """How `Encoding.fit` learns the features from the training rows (impute, reference level, ...)."""
@@ -393,6 +400,7 @@ class CSVDataModule(TabularDataModule):
             list(options.exclude or []),
             list(options.categorical or []),
             allow_missing=options.impute is not None,
+            dtype=self._dtype,
         )
 
     def encoding_options(self) -> dict[str, Any]:
@@ -421,7 +429,8 @@ class BreastCancerDataModule(TabularDataModule):
                 "pip install 'logreg[breast-cancer]' (or pip install scikit-learn)"
             ) from error
         source = load_breast_cancer()
-        return Table(source.data.astype(np.float32), source.target.astype(np.float32), list(source.feature_names))
+        features = source.data.astype(self._dtype)  # float64 as shipped, or rounded to float32
+        return Table(features, source.target.astype(np.float32), list(source.feature_names))
 
 
 DATAMODULES = {cls.__qualname__: cls for cls in (CSVDataModule, BreastCancerDataModule)}  # what a checkpoint may name

@@ -124,13 +124,13 @@ class Encoding:
 
     def apply(self, values: np.ndarray, levels: dict[int, list[str]], locate: Locate, where: str = "") -> np.ndarray:
         """values (N, C) as read (numbers; codes into `levels` for text columns; NaN where missing) -> the model's
-        features (N, F') float32, column-major.
+        features (N, F') of `values`' dtype, column-major.
 
         Raises:
             DataError: naming the line and column, for a missing value where the training rows had none (nothing
                 was learned to fill it), or a category the training rows did not have under unseen="error".
         """
-        out = np.zeros((len(values), len(self.names)), dtype=np.float32, order="F")
+        out = np.zeros((len(values), len(self.names)), dtype=values.dtype, order="F")
         position = 0
         for index, column in enumerate(self.columns):
             raw = values[:, index]
@@ -141,7 +141,9 @@ class Encoding:
                     f"{where}{locate(row, index)}: the value is missing, and the model was trained without data.impute"
                 )
             if column.categories is None:
-                out[:, position] = np.where(missing, np.float32(column.fill or 0.0), raw) if missing.any() else raw
+                out[:, position] = (
+                    np.where(missing, values.dtype.type(column.fill or 0.0), raw) if missing.any() else raw
+                )
                 position += 1
             else:
                 position = self._one_hot(column, raw, missing, levels.get(index, []), out, position, locate, index)

@@ -25,7 +25,6 @@ from logreg.csvfile import NumericTable, TextChooser
 from logreg.errors import DataError
 
 SUFFIXES = (".parquet", ".pq")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_parquet(path: str | os.PathLike) -> bool:
@@ -87,7 +86,10 @@ def _kind(dtype: pa.DataType) -> str | None:
 
 
 def read_parquet(
-    path: str | os.PathLike, text_columns: TextChooser | None = None, allow_missing: bool = False
+    path: str | os.PathLike,
+    text_columns: TextChooser | None = None,
+    allow_missing: bool = False,
+    dtype: type = np.float32,
 ) -> ParquetTable:
     """Read Parquet data into a float32 table (see the module's docstring).
 
@@ -134,7 +136,8 @@ def read_parquet(
     starts = list(np.cumsum([0] + [t.num_rows for t in tables[:-1]]).tolist())
     sample = ["text" if kind == "text" else "0" for kind in kinds]  # what the chooser sees of a first data row
     text = set(text_columns(names, True, sample)) if text_columns else set()
-    values = np.empty((sum(t.num_rows for t in tables), len(names)), dtype=np.float32, order="F")
+    values = np.empty((sum(t.num_rows for t in tables), len(names)), dtype=dtype, order="F")
+    largest = float(np.finfo(dtype).max)
     levels: dict[int, list[str]] = {}
     table_so_far = ParquetTable(values, names, True, Path(shown), files=files, starts=starts)
     for column, name in enumerate(names):
@@ -147,12 +150,14 @@ def read_parquet(
             values[:, column] = np.nan
             continue
         as_float = _as_numpy(pc.fill_null(chunked, math.nan))  # (N,) float64, a missing value as NaN
-        bad = np.isinf(as_float) | (np.abs(np.nan_to_num(as_float)) > _FLOAT32_MAX)
+        bad = np.isinf(as_float) | (np.abs(np.nan_to_num(as_float)) > largest)
         if not allow_missing:
             bad |= np.isnan(as_float)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            what = "missing" if math.isnan(as_float[row]) else f"{as_float[row]:g}, not a finite float32 number"
+            what = (
+                "missing" if math.isnan(as_float[row]) else f"{as_float[row]:g}, beyond {np.dtype(dtype).name}'s range"
+            )
             raise DataError(
                 f"{shown}: {table_so_far.row_label(row)}, {table_so_far.column_label(column)}: the value is {what}"
             )

@@ -25,7 +25,7 @@ from logreg.parquetfile import is_parquet, read_parquet
 class Table:
     """Rows of a binary classification problem, in file order."""
 
-    features: np.ndarray  # (N, F) float32, finite (column-major from the CSV reader; any layout works)
+    features: np.ndarray  # (N, F) float32 (float64 under 64-true), finite (column-major from the reader)
     labels: np.ndarray  # (N,) float32 in {0, 1}
     feature_names: list[str] = field(default_factory=list)  # F names: the header's, or x1..xF
     # As read, before `encode`: a text column holds codes into its texts, and a missing value is NaN (both only where
@@ -53,7 +53,8 @@ class Table:
     def sha256(self) -> str:
         """A fingerprint of the rows as the model sees them (float32 features, then labels, in row order): the same
         numbers in the same order give the same digest, whatever the file's layout (line ends, quoting, header)."""
-        digest = hashlib.sha256(np.ascontiguousarray(self.features).tobytes())
+        # float32 whatever the table keeps: a float64 run (trainer.precision=64-true) fingerprints the same rows alike
+        digest = hashlib.sha256(np.ascontiguousarray(self.features, dtype=np.float32).tobytes())
         digest.update(np.ascontiguousarray(self.labels).tobytes())
         return digest.hexdigest()
 
@@ -149,12 +150,13 @@ def read_source(
     encoding: str = "utf-8",
     text_columns: TextChooser | None = None,
     allow_missing: bool = False,
+    dtype: type = np.float32,
 ) -> NumericTable:
     """The table at `path`, by the reader its name calls for: Parquet (a .parquet file, a folder of them, a glob),
     else CSV."""
     if is_parquet(path):
-        return read_parquet(path, text_columns, allow_missing)
-    return read_numbers(path, header, encoding, text_columns, allow_missing)
+        return read_parquet(path, text_columns, allow_missing, dtype)
+    return read_numbers(path, header, encoding, text_columns, allow_missing, dtype)
 
 
 def read_labeled_csv(
@@ -166,6 +168,7 @@ def read_labeled_csv(
     exclude: list | tuple = (),
     categorical: list | tuple = (),
     allow_missing: bool = False,
+    dtype: type = np.float32,
 ) -> Table:
     """A Table from a CSV: the label column (0/1) and, as features, the chosen columns (`choose_columns`) as read.
     Text columns: those named `categorical`, and those whose first data row holds text; with `allow_missing`, empty
@@ -184,7 +187,7 @@ def read_labeled_csv(
         chosen.append(Columns(columns.label, columns.features, columns.text | detected))
         return chosen[-1].text
 
-    numbers = read_source(path, header, encoding, text_columns, allow_missing)
+    numbers = read_source(path, header, encoding, text_columns, allow_missing, dtype)
     columns = chosen[0]
     problem = _label_column_problem(numbers, columns.label)
     if problem:

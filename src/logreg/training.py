@@ -120,6 +120,8 @@ def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
     if counts_batches(cfg.trainer):
         changes.setdefault("batches_per_step", 1)
     datamodule = instantiate(cfg.data, **changes)
+    if str(cfg.trainer.precision).startswith("64"):  # read and kept in float64, not rounded to float32 first
+        datamodule.keep_float64()
     datamodule.load()
     return datamodule
 
