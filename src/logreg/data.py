@@ -9,6 +9,7 @@ again on resume.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -17,13 +18,17 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg.data_report import column_report
 from logreg.encoding import Encoding
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
+from logreg.outputs import process_rank
 from logreg.parquetfile import is_parquet
 from logreg.schema import CSVDataConfig, DataConfig, check_arguments
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.table import Table, encode, read_labeled_csv
+
+log = logging.getLogger(__name__)
 
 
 class DataOptions(Protocol):
@@ -194,6 +199,10 @@ class TabularDataModule(L.LightningDataModule):
                 "header": table.source.has_header,
                 "raw_positions": list(table.source_columns),
             }
+        if process_rank() == 0:
+            for note in encoding.notes():
+                log.warning("%s%s", f"{table.source.path}: " if table.source else "", note)
+        self._raw, self._encoding = table, encoding
         self._table, self._split_rows = encode(table, encoding), rows
         return self._table
 
@@ -231,6 +240,12 @@ class TabularDataModule(L.LightningDataModule):
         mean, std = features.mean(axis=0), features.std(axis=0, ddof=1) if len(features) > 1 else np.ones(1)
         std = np.where(std > 0, std, 1.0) * np.ones(self.n_features)
         return mean.tolist(), std.tolist()
+
+    def data_report(self) -> list[dict[str, Any]]:
+        """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
+        with it (`logreg.data_report`)."""
+        self.load()
+        return column_report(self._raw, self._encoding)
 
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in

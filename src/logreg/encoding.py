@@ -33,8 +33,11 @@ class ColumnEncoding:
     reference: str | None = None  # the category that gets no column (the reference level), if any
     fill: float | str | None = None  # what a missing value becomes (learned with data.impute); None: refused
     indicator: bool = False  # add a 0/1 column `<name>:missing`
+    constant: bool = False  # one value in every training row: dropped (no column), as it says nothing
 
     def output_names(self) -> list[str]:
+        if self.constant:
+            return []
         if self.categories is None:
             names = [self.name]
         else:
@@ -58,7 +61,8 @@ class Encoding:
     def is_identity(self) -> bool:
         """Whether the features are the columns as read (numbers only, nothing to fill)."""
         return all(
-            column.categories is None and column.fill is None and not column.indicator for column in self.columns
+            column.categories is None and column.fill is None and not column.indicator and not column.constant
+            for column in self.columns
         )
 
     @property
@@ -72,6 +76,14 @@ class Encoding:
     @classmethod
     def from_dict(cls, state: dict) -> Encoding:
         return cls([ColumnEncoding(**column) for column in state["columns"]], state.get("unseen", "error"))
+
+    def notes(self) -> list[str]:
+        """One line per column dropped as constant."""
+        return [
+            f"column {column.name!r} has one value in every training row: dropped, as it tells the classes nothing"
+            for column in self.columns
+            if column.constant
+        ]
 
     @classmethod
     def fit(
@@ -103,6 +115,7 @@ class Encoding:
                     "with; leave it out with data.exclude"
                 )
             indicator = missing_indicator and bool(missing.any())
+            constant = not missing.any() and bool((present == present[0]).all())
             if index in levels:
                 texts = levels[index]
                 codes = present.astype(np.int64)
@@ -115,11 +128,13 @@ class Encoding:
                 filled = {category} if category is not None and missing.any() else set()
                 seen = sorted({texts[k] for k in np.flatnonzero(counts)} | filled)
                 reference = seen[0] if reference_level == "first" else None
-                columns.append(ColumnEncoding(name, seen, reference, category, indicator))
+                columns.append(ColumnEncoding(name, seen, reference, category, indicator, constant))
                 continue
             # every column when imputing, as SimpleImputer: a value missing later is filled too
             fill = _statistic(present.astype(np.float64), impute, impute_value) if impute else None
-            columns.append(ColumnEncoding(name, None, None, fill, indicator))
+            columns.append(ColumnEncoding(name, None, None, fill, indicator, constant))
+        if all(column.constant for column in columns):
+            raise DataError(f"{where}every feature column has one value in every training row: nothing to learn from")
         return cls(columns, unseen)
 
     def apply(self, values: np.ndarray, levels: dict[int, list[str]], locate: Locate, where: str = "") -> np.ndarray:
@@ -133,6 +148,8 @@ class Encoding:
         out = np.zeros((len(values), len(self.names)), dtype=values.dtype, order="F")
         position = 0
         for index, column in enumerate(self.columns):
+            if column.constant:
+                continue
             raw = values[:, index]
             missing = np.isnan(raw)
             if missing.any() and column.fill is None:

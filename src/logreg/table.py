@@ -183,7 +183,9 @@ def read_labeled_csv(
         if len(names) < 2:
             raise DataError(f"{path}: rows have 1 column; expected at least one feature column and one label column")
         columns = choose_columns(names, has_header, path, label_column, features, exclude, categorical)
-        detected = {i for i in columns.features if i < len(cells) and _looks_text(cells[i], allow_missing)}
+        # every column but the label: an excluded ID column may hold text too (it is read, never encoded)
+        others = [i for i in range(len(names)) if i != columns.label]
+        detected = {i for i in others if i < len(cells) and _looks_text(cells[i], allow_missing)}
         chosen.append(Columns(columns.label, columns.features, columns.text | detected))
         return chosen[-1].text
 

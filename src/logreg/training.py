@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
+from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
@@ -67,6 +68,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     metrics = {name: metrics[name] for name in sorted(metrics)}
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
     if trainer.is_global_zero:
+        write_data_report(datamodule.data_report(), folder, trainer.loggers)
         report(metrics, folder, model, datamodule, "train")
     return metrics
 
