@@ -294,3 +294,21 @@ def test_export_ships_the_encoding_beside_the_model_that_takes_the_encoded_featu
     probability, _ = torch.jit.load(str(tmp_path / "m.pt"))(torch.from_numpy(encoded))
     expected = model_from_checkpoint(read_checkpoint(ckpt))(torch.from_numpy(encoded)).detach().numpy()
     np.testing.assert_allclose(probability.numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("unseen", ["error", "zero"])
+def test_a_category_unseen_at_prediction_is_refused_or_all_zero(tmp_path, unseen):
+    path = write_rows(tmp_path / "people.csv", people(missing=False))
+    datamodule = CSVDataModule(path=str(path), unseen_category=unseen)
+    datamodule.load()
+    rows = people(n_rows=5, seed=3, missing=False)
+    rows[2]["city"] = "Quito"
+    given = write_rows(tmp_path / "new.csv", rows, ["age", "sex", "income", "city"])
+
+    if unseen == "error":
+        with pytest.raises(DataError, match=r"new\.csv: line 4, column 4 \(city\): 'Quito' is a category the trai"):
+            read_feature_rows(given, [], spec=datamodule.state_dict())
+        return
+    encoded = read_feature_rows(given, [], spec=datamodule.state_dict())
+    city = [k for k, name in enumerate(datamodule.feature_names) if name.startswith("city=")]
+    assert (encoded[2, city] == 0).all() and encoded[:, city].sum() == 4 - sum(r["city"] == "Berlin" for r in rows)

@@ -500,7 +500,7 @@ def _second_row_cells(path: Path, compression: str | None, codec: str) -> list[s
             while True:
                 chunk = stream.read(_CHUNK)
                 text += decoder.decode(chunk, final=not chunk)
-                lines = [line for line in _LINE_END.split(text) if line]
+                lines = [line for line in _LINE_END.split(text, maxsplit=64) if line]  # the rest stays in the last
                 if len(lines) > 2 or not chunk:  # the second line is complete once a third begins, or at the end
                     break
     except _READ_ERRORS:

@@ -163,7 +163,9 @@ class Encoding:
                 )
                 position += 1
             else:
-                position = self._one_hot(column, raw, missing, levels.get(index, []), out, position, locate, index)
+                position = self._one_hot(
+                    column, raw, missing, levels.get(index, []), out, position, locate, index, where
+                )
             if column.indicator:
                 out[:, position] = missing
                 position += 1
@@ -179,6 +181,7 @@ class Encoding:
         position: int,
         locate: Locate,
         index: int,
+        where: str = "",
     ) -> int:
         """Write `column`'s 0/1 columns into `out` from `position`; return the position after them."""
         assert column.categories is not None
@@ -193,7 +196,7 @@ class Encoding:
             row = int(np.flatnonzero(~seen[codes])[0])
             listed = ", ".join(column.categories[:10]) + (", ..." if len(column.categories) > 10 else "")
             raise DataError(
-                f"{locate(row, index)}: {texts[codes[row]]!r} is a category the training rows did not have (they had "
+                f"{where}{locate(row, index)}: {texts[codes[row]]!r} is a category the training rows did not have (they had "
                 f"{listed}); fix the value, or set data.unseen_category=zero to give it all-zero columns"
             )
         target = targets[codes]  # (N,)
