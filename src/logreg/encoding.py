@@ -196,8 +196,8 @@ class Encoding:
             row = int(np.flatnonzero(~seen[codes])[0])
             listed = ", ".join(column.categories[:10]) + (", ..." if len(column.categories) > 10 else "")
             raise DataError(
-                f"{where}{locate(row, index)}: {texts[codes[row]]!r} is a category the training rows did not have (they had "
-                f"{listed}); fix the value, or set data.unseen_category=zero to give it all-zero columns"
+                f"{where}{locate(row, index)}: {texts[codes[row]]!r} is a category the training rows did not have "
+                f"(they had {listed}); fix the value, or set data.unseen_category=zero to give it all-zero columns"
             )
         target = targets[codes]  # (N,)
         rows = np.flatnonzero(target >= 0)
