@@ -312,3 +312,16 @@ def test_a_category_unseen_at_prediction_is_refused_or_all_zero(tmp_path, unseen
     encoded = read_feature_rows(given, [], spec=datamodule.state_dict())
     city = [k for k, name in enumerate(datamodule.feature_names) if name.startswith("city=")]
     assert (encoded[2, city] == 0).all() and encoded[:, city].sum() == 4 - sum(r["city"] == "Berlin" for r in rows)
+
+
+def test_eval_encodes_other_data_as_the_model_was_trained(fitted, tmp_path):
+    from logreg.checkpoints import datamodule_from_checkpoint
+
+    folder, path = fitted
+    rows = [row for row in people(n_rows=400) if row["city"] != "Oslo"]  # one category fewer than in training
+    other = write_rows(tmp_path / "other.csv", rows)
+
+    datamodule, _ = datamodule_from_checkpoint(read_checkpoint(folder / "checkpoints" / "last.ckpt"), path=str(other))
+
+    assert datamodule.feature_names == ["age", "sex=male", "income", "city=Lyon", "city=Oslo"]
+    assert datamodule.table.features[:, 4].sum() == 0

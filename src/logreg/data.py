@@ -127,6 +127,7 @@ class TabularDataModule(L.LightningDataModule):
         self._table: Table | None = None
         self._source_spec: dict = {}  # what predict.py needs to read a file as this one: columns, their encoding
         self._dtype: type = np.float32  # of the features as read and kept
+        self._given_encoding: Encoding | None = None  # a trained model's encoding, applied instead of learning one
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
 
@@ -139,6 +140,11 @@ class TabularDataModule(L.LightningDataModule):
         if self._table is not None and self._dtype is not np.float64:
             raise RuntimeError("keep_float64() after the table was read")
         self._dtype = np.float64
+
+    def use_encoding(self, state: dict) -> None:
+        """Encode the features as a trained model did (`Encoding.to_dict`), instead of learning the encoding from
+        the training rows (eval.py, whose data may differ); before `load`."""
+        self._given_encoding = Encoding.from_dict(state)
 
     def encoding_options(self) -> dict[str, Any]:
         """How `Encoding.fit` learns the features from the training rows (impute, reference level, ...)."""
@@ -184,7 +190,7 @@ class TabularDataModule(L.LightningDataModule):
                     "needs both classes in each split. Use more data (of both classes) or smaller "
                     "data.val_fraction / data.test_fraction (or fewer cv.folds)."
                 )
-        encoding = Encoding.fit(
+        encoding = self._given_encoding or Encoding.fit(
             table.features,
             table.feature_names,
             table.levels,
