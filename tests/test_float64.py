@@ -61,3 +61,13 @@ def test_a_float64_fit_matches_the_reference_on_the_unrounded_values(run, fine_c
     with (tmp_path / "coefficients.csv").open() as file:
         fitted = {row["feature"]: float(row["coefficient"]) for row in csv.DictReader(file)}
     np.testing.assert_allclose([fitted["a"], fitted["b"]], exact, rtol=1e-4)
+
+
+def test_the_data_fingerprint_does_not_depend_on_the_precision(compose, fine_csv):
+    tables = [
+        build_datamodule(compose("data=csv", f"data.path={fine_csv}", f"trainer.precision={precision}")).table
+        for precision in ("64-true", "32-true")
+    ]
+
+    assert tables[0].labels.dtype == tables[1].labels.dtype == np.float32
+    assert tables[0].sha256 == tables[1].sha256  # so eval.py in float32 knows a float64 run's data

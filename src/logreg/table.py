@@ -196,7 +196,7 @@ def read_labeled_csv(
         raise DataError(f"{path}: {problem}")
     return Table(
         features=np.asfortranarray(numbers.values[:, columns.features]),  # column-major, as the reader gives it
-        labels=np.ascontiguousarray(numbers.values[:, columns.label]),
+        labels=np.ascontiguousarray(numbers.values[:, columns.label], dtype=np.float32),  # 0/1: exact in float32
         feature_names=[numbers.names[i] for i in columns.features],
         levels={k: numbers.levels[i] for k, i in enumerate(columns.features) if i in numbers.levels},
         source=numbers,
