@@ -89,7 +89,10 @@ def datamodule_from_checkpoint(
     options = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     if "test_split" in options:  # checkpoints before data.test_on
         options["test_on"] = options.pop("test_split") or options.get("test_on", "test")
-    return DATAMODULES[name](**{**options, **changes}), data_spec(checkpoint)
+    datamodule, spec = DATAMODULES[name](**{**options, **changes}), data_spec(checkpoint)
+    if spec.get("encoding"):  # the model's features, whatever the rows given now would teach
+        datamodule.use_encoding(spec["encoding"])
+    return datamodule, spec
 
 
 def _datamodule_name(checkpoint: dict[str, Any]) -> str:

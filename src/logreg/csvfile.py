@@ -20,11 +20,13 @@ import lzma
 import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from logreg.errors import DataError
@@ -45,6 +47,8 @@ _SPACE = " \t"  # pyarrow trims only these around a number
 _PLAIN = r"[ \t]*[+-]?(?:[0-9]{1,38}(?:\.[0-9]*)?|\.[0-9]+)[ \t]*"
 _FLOAT32_OVERFLOW = float(2**128 - 2**103)  # halfway between float32's largest value and 2**128: rounds to inf
 _CHUNK = 1 << 16  # bytes read at a time while looking for the first row
+MISSING_CELLS = ("", "NA", "N/A", "NaN", "nan")  # what reads as a missing value where missing values are allowed
+_MISSING_TEXT = frozenset(cell for cell in MISSING_CELLS if cell)
 _READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, lzma.LZMAError)  # what reading a stream may raise
 
 
@@ -55,13 +59,18 @@ class _Unusable(Exception):
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tables field by field would compare arrays
 class NumericTable:
-    """A CSV of numbers as read: the values and what is needed to point back into the file."""
+    """A CSV of numbers as read: the values and what is needed to point back into the file.
 
-    values: np.ndarray  # (N, C) float32, C-contiguous, every cell finite
+    A text column (`levels` has its index) holds codes: value k is the text `levels[column][k]`. Where missing
+    values were allowed, a missing cell is NaN; every other value is finite.
+    """
+
+    values: np.ndarray  # (N, C) float32, column-major; finite, or NaN for a missing cell where allowed
     names: list[str]  # C column names: the header's cells, or "x1".."xC" without a header
     has_header: bool
     path: Path
     encoding: str = "utf-8"  # the file's text encoding, kept so `line_of` can read the file again
+    levels: dict[int, list[str]] = field(default_factory=dict)  # text column -> its distinct texts (code order)
 
     def line_of(self, row: int) -> int:
         """The 1-based physical line of data row `row` (0-based). Re-reads the file: for error messages only."""
@@ -77,12 +86,26 @@ class NumericTable:
                     return number
         raise DataError(f"{self.path}: the file changed since it was read; read it again")
 
+    def row_label(self, row: int) -> str:
+        """Where data row `row` (0-based) is, for messages: 'line L'."""
+        return f"line {self.line_of(row)}"
+
     def column_label(self, column: int) -> str:
         """'column 3', or 'column 3 (glucose)' with a header: `column` 0-based in, 1-based out."""
         return _column_label(column, self.names, self.has_header)
 
 
-def read_numbers(path: str | os.PathLike, header: bool | None = None, encoding: str = "utf-8") -> NumericTable:
+TextChooser = Callable[[list[str], bool, list[str]], Collection[int]]  # (names, header?, first data cells) -> text
+
+
+def read_numbers(
+    path: str | os.PathLike,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+    text_columns: TextChooser | None = None,
+    allow_missing: bool = False,
+    dtype: type = np.float32,
+) -> NumericTable:
     """Read a CSV file of numbers (plain, or gzip/bz2/xz/zstd compressed) into a float32 table.
 
     Args:
@@ -90,6 +113,11 @@ def read_numbers(path: str | os.PathLike, header: bool | None = None, encoding: 
         header: whether the first non-blank row names the columns; None detects it: a header is a first row with a
             cell that is text and not a number (an empty cell alone does not make one).
         encoding: the file's text encoding (a UTF-8 byte-order mark is skipped).
+        text_columns: given the column names, whether there is a header and the first data row's cells, the
+            0-based columns to read as text
+            (coded, see `NumericTable`); None: every column is numeric.
+        allow_missing: read an empty cell, NA, N/A or NaN as a missing value (NaN) instead of refusing it.
+        dtype: np.float32, or np.float64 to keep every digit pyarrow parsed (trainer.precision=64-true).
 
     Raises:
         DataError: one line naming the file, and the line and column where there is one, for anything unusable.
@@ -105,19 +133,29 @@ def read_numbers(path: str | os.PathLike, header: bool | None = None, encoding: 
     if header is None:
         header = any(cell.strip(_SPACE) and not _looks_numeric(cell) for cell in cells)
     names = [_name(cell) for cell in cells] if header else [f"x{i}" for i in range(1, len(cells) + 1)]
+    data_cells = cells
+    if header and text_columns:
+        data_cells = _second_row_cells(path, compression, codec) or []
+    text = sorted(set(text_columns(names, header, data_cells))) if text_columns else []
+    repeated = [names[i] for i in text if header and names.count(names[i]) > 1]
+    if repeated:
+        raise DataError(f"{shown}: the header names the text column {repeated[0]!r} more than once; rename one")
+    levels: dict[int, list[str]] = {}
     try:
-        values = _parse(path, compression, encoding, names, header)
+        values = _parse(path, compression, encoding, names, header, text, allow_missing, levels, dtype)
     except (_Unusable, *_READ_ERRORS) as error:
         failure = error  # diagnosed below, outside this block, so the DataError carries no pyarrow traceback
     else:
         failure = None
     if failure is not None:
-        problem = _diagnose(path, shown, compression, encoding, codec, first_line, names, header)
+        problem = _diagnose(
+            path, shown, compression, encoding, codec, first_line, names, header, set(text), allow_missing
+        )
         reason = (str(failure).splitlines() or [type(failure).__name__])[0]
         raise DataError(f"{shown}: {problem or f'could not be read as comma-separated numbers ({reason})'}")
     if len(values) == 0:
         raise DataError(f"{shown}: no data rows after the header line")
-    return NumericTable(values, names, header, path, encoding)
+    return NumericTable(values, names, header, path, encoding, levels)
 
 
 def column_index(table: NumericTable, column: int | str, key: str = "data.label_column") -> int:
@@ -126,9 +164,14 @@ def column_index(table: NumericTable, column: int | str, key: str = "data.label_
     Raises:
         DataError: naming the file and `key`, for a column that is not there or not said clearly.
     """
-    names, where = table.names, f"{table.path}: {key}={column!r}"
+    return index_of(table.names, table.has_header, table.path, column, key)
+
+
+def index_of(names: list[str], has_header: bool, path: str | os.PathLike, column: int | str, key: str) -> int:
+    """`column_index` on a file's column names (and whether they come from a header)."""
+    where = f"{path}: {key}={column!r}"
     if isinstance(column, str):
-        if not table.has_header:
+        if not has_header:
             raise DataError(f"{where} names a column, but the file has no header row; give its number (1 = first)")
         found = [i for i, name in enumerate(names) if name == column]
         if not found:
@@ -152,8 +195,19 @@ def column_index(table: NumericTable, column: int | str, key: str = "data.label_
 # ------------------------------------------------------------------------------------------------------ the fast path
 
 
-def _parse(path: Path, compression: str | None, encoding: str, names: list[str], header: bool) -> np.ndarray:
-    """All rows after the header as float32 (N, C), parsed by pyarrow on all cores; raises _Unusable on any problem."""
+def _parse(
+    path: Path,
+    compression: str | None,
+    encoding: str,
+    names: list[str],
+    header: bool,
+    text: Collection[int] = (),
+    allow_missing: bool = False,
+    levels: dict[int, list[str]] | None = None,
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """All rows after the header as float32 (N, C), parsed by pyarrow on all cores; raises _Unusable on any problem.
+    The `text` columns are read as strings and coded (their distinct texts go into `levels`)."""
     read_options = pacsv.ReadOptions(
         use_threads=True,
         column_names=None if header else names,  # with a header, pyarrow reads (and we ignore) its names
@@ -166,7 +220,10 @@ def _parse(path: Path, compression: str | None, encoding: str, names: list[str],
     parse_options = pacsv.ParseOptions()  # ',' and '"', no escapes, empty lines skipped
     convert_options = pacsv.ConvertOptions(
         default_column_type=pa.float64(),  # every column, whatever its name (names may repeat)
-        null_values=[""],  # not pyarrow's default list: "nan", "NULL", "N/A", ... must not become silent nulls
+        column_types={names[i]: pa.string() for i in text},  # text columns' names are unique (checked)
+        # not pyarrow's default list: "nan", "NULL", ... must not become silent nulls
+        null_values=list(MISSING_CELLS) if allow_missing else [""],
+        strings_can_be_null=True,  # an empty text cell is missing too
         quoted_strings_can_be_null=True,  # "" is empty too, and reported as such
     )
     with _open(path, compression) as stream:
@@ -174,16 +231,24 @@ def _parse(path: Path, compression: str | None, encoding: str, names: list[str],
     if table.num_columns != len(names):
         raise _Unusable(f"pyarrow found {table.num_columns} columns, expected {len(names)}")
     # (N, C), column-major: each column is written in one stretch, and the model reads features column by column
-    values = np.empty((table.num_rows, len(names)), dtype=np.float32, order="F")
+    values = np.empty((table.num_rows, len(names)), dtype=dtype, order="F")
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf, refused just below
         for column, chunked in enumerate(table.columns):
-            if chunked.null_count:
+            if chunked.null_count and not allow_missing:
                 raise _Unusable("a cell is empty")
+            if column in text:
+                distinct = pc.unique(chunked).drop_null()
+                if levels is not None:
+                    levels[column] = [str(level) for level in distinct.to_pylist()]
+                chunked = pc.cast(pc.index_in(chunked, value_set=distinct), pa.float64())
+            if chunked.null_count:
+                chunked = pc.fill_null(chunked, math.nan)
             start = 0
             for chunk in chunked.chunks:  # numpy rounds each float64 chunk to float32 while copying it in
                 values[start : start + len(chunk), column] = _float64_view(chunk)
                 start += len(chunk)
-    if not np.isfinite(values).all():
+    finite = np.isfinite(values).all() if not allow_missing else not np.isinf(values).any()
+    if not finite:
         raise _Unusable("a value is not finite")
     return values
 
@@ -208,6 +273,8 @@ def _diagnose(
     first_line: int,
     names: list[str],
     header: bool,
+    text_columns: Collection[int] = (),
+    allow_missing: bool = False,
 ) -> str | None:
     """The first problem in file order, as 'line L...' (without the path), or None if none is found."""
     text, bad = _decode(_read_all(path, shown, compression), codec)
@@ -218,7 +285,7 @@ def _diagnose(
     for number, line in enumerate(lines, start=1):
         if not line or number < first_line + int(header) or plain_row.fullmatch(line):
             continue
-        problem = _row_problem(line, names, header, first_line)
+        problem = _row_problem(line, names, header, first_line, text_columns, allow_missing)
         if problem:
             return f"line {number}{problem}"
     if bad is not None:
@@ -232,7 +299,9 @@ def _diagnose(
     return None
 
 
-def _row_problem(line: str, names: list[str], header: bool, first_line: int) -> str | None:
+def _row_problem(
+    line: str, names: list[str], header: bool, first_line: int, text: Collection[int] = (), allow_missing: bool = False
+) -> str | None:
     """What is wrong with one non-blank data line, as ' has ...' or ', column C: ...', or None."""
     cells, open_quote = _split(line)
     if open_quote is not None:
@@ -241,14 +310,19 @@ def _row_problem(line: str, names: list[str], header: bool, first_line: int) -> 
         plural = "s" * (len(cells) != 1)
         return f" has {len(cells)} column{plural}, expected {len(names)} like line {first_line}"
     for column, cell in enumerate(cells):
-        problem = _cell_problem(cell)
+        if allow_missing and (not cell or cell in _MISSING_TEXT):
+            continue
+        if column in text:  # any text is a value; only a missing one is not
+            problem = None if cell else "the cell is empty; remove such rows or set data.impute"
+        else:
+            problem = _cell_problem(cell, allow_missing)
         if problem:
             return f", {_column_label(column, names, header)}: {problem}"
     return None
 
 
-def _cell_problem(cell: str) -> str | None:
-    """Why a cell (unquoted) is not a finite float32 number, or None if it is one."""
+def _cell_problem(cell: str, allow_missing: bool = False) -> str | None:
+    """Why a cell (unquoted) is not a finite float32 number, or None if it is one (or NaN, where allowed)."""
     if not cell:
         return "the cell is empty; remove or impute such rows"
     text = cell.strip(_SPACE)
@@ -260,6 +334,8 @@ def _cell_problem(cell: str) -> str | None:
             return f"{text} is beyond float32's range (about ±3.4e38); rescale this column"
         return None
     if _NOT_FINITE.fullmatch(text):
+        if allow_missing and text.lstrip("+-").lower() == "nan":
+            return None
         return f"{text} is not a finite number; remove or impute such rows"
     if "\x00" in cell:
         return f"{_shown(cell)} holds a NUL byte: binary data, not CSV text"
@@ -412,6 +488,24 @@ def _first_row(
         label = f"line {number}, column {open_quote + 1}"
         raise DataError(f"{shown}: {label}: a quote opens this cell and is not closed on its line")
     return number, cells
+
+
+def _second_row_cells(path: Path, compression: str | None, codec: str) -> list[str] | None:
+    """The cells of the second non-blank row (the first data row under a header), or None; undecodable bytes are
+    replaced (the full read names them)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if codec == "utf-8" else codec)(errors="replace")
+    text = ""
+    try:
+        with _open(path, compression) as stream:
+            while True:
+                chunk = stream.read(_CHUNK)
+                text += decoder.decode(chunk, final=not chunk)
+                lines = [line for line in _LINE_END.split(text, maxsplit=64) if line]  # the rest stays in the last
+                if len(lines) > 2 or not chunk:  # the second line is complete once a third begins, or at the end
+                    break
+    except _READ_ERRORS:
+        return None
+    return _split(lines[1])[0] if len(lines) > 1 else None
 
 
 def _check_first_bytes(chunk: bytes, shown: str, encoding: str, codec: str) -> None:

@@ -9,6 +9,7 @@ again on resume.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -17,11 +18,17 @@ import numpy as np
 import torch
 
 from logreg.csvfile import column_index, read_numbers
+from logreg.data_report import column_report
+from logreg.encoding import Encoding
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
+from logreg.outputs import process_rank
+from logreg.parquetfile import is_parquet
 from logreg.schema import CSVDataConfig, DataConfig, check_arguments
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
-from logreg.table import Table, read_labeled_csv
+from logreg.table import Table, encode, read_labeled_csv
+
+log = logging.getLogger(__name__)
 
 
 class DataOptions(Protocol):
@@ -50,6 +57,14 @@ class CSVDataOptions(DataOptions, Protocol):
     header: bool | None
     label_column: int | str
     encoding: str
+    features: list | None
+    exclude: list
+    categorical: list
+    impute: str | None
+    impute_value: float
+    missing_indicator: bool
+    reference_level: str
+    unseen_category: str
 
 
 def column_major(features: torch.Tensor) -> torch.Tensor:
@@ -105,12 +120,30 @@ class TabularDataModule(L.LightningDataModule):
             raise ConfigError(f"data.fold={fold}, data.folds={folds}: expected folds >= 2 and 0 <= fold < folds")
         self.save_hyperparameters()
         self._table: Table | None = None
+        self._source_spec: dict = {}  # what predict.py needs to read a file as this one: columns, their encoding
+        self._dtype: type = np.float32  # of the features as read and kept
+        self._given_encoding: Encoding | None = None  # a trained model's encoding, applied instead of learning one
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
 
     def read(self) -> Table:
-        """Return the whole table, in its source's row order."""
+        """Return the whole table, in its source's row order: its feature columns as read (see `logreg.table`)."""
         raise NotImplementedError
+
+    def keep_float64(self) -> None:
+        """Read and keep the features in float64 (trainer.precision=64-true), not rounded to float32; before `load`."""
+        if self._table is not None and self._dtype is not np.float64:
+            raise RuntimeError("keep_float64() after the table was read")
+        self._dtype = np.float64
+
+    def use_encoding(self, state: dict) -> None:
+        """Encode the features as a trained model did (`Encoding.to_dict`), instead of learning the encoding from
+        the training rows (eval.py, whose data may differ); before `load`."""
+        self._given_encoding = Encoding.from_dict(state)
+
+    def encoding_options(self) -> dict[str, Any]:
+        """How `Encoding.fit` learns the features from the training rows (impute, reference level, ...)."""
+        return {}
 
     @property
     def options(self) -> DataOptions:
@@ -152,8 +185,27 @@ class TabularDataModule(L.LightningDataModule):
                     "needs both classes in each split. Use more data (of both classes) or smaller "
                     "data.val_fraction / data.test_fraction (or fewer cv.folds)."
                 )
-        self._table, self._split_rows = table, rows
-        return table
+        encoding = self._given_encoding or Encoding.fit(
+            table.features,
+            table.feature_names,
+            table.levels,
+            rows["train"],
+            **self.encoding_options(),
+            where=f"{table.source.path}: " if table.source else "",
+        )
+        self._source_spec = {"encoding": encoding.to_dict(), "raw_features": list(table.feature_names)}
+        if table.source is not None:
+            self._source_spec |= {
+                "columns": list(table.source.names),
+                "header": table.source.has_header,
+                "raw_positions": list(table.source_columns),
+            }
+        if process_rank() == 0:
+            for note in encoding.notes():
+                log.warning("%s%s", f"{table.source.path}: " if table.source else "", note)
+        self._raw, self._encoding = table, encoding
+        self._table, self._split_rows = encode(table, encoding), rows
+        return self._table
 
     @property
     def table(self) -> Table:
@@ -196,6 +248,11 @@ class TabularDataModule(L.LightningDataModule):
         if name in self.feature_names:
             return np.asarray(self.table.features[:, self.feature_names.index(name)])
         raise ConfigError(f"{key}={name}: no such column; the features are {', '.join(self.feature_names)}")
+    def data_report(self) -> list[dict[str, Any]]:
+        """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
+        with it (`logreg.data_report`)."""
+        self.load()
+        return column_report(self._raw, self._encoding)
 
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in
@@ -205,7 +262,7 @@ class TabularDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         """The data spec a checkpoint records (Lightning stores it under this class's name): rows and fingerprint."""
-        return self.table.spec()
+        return {**self.table.spec(), **self._source_spec}  # (reading the table sets both)
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume: refuse to go on training on other data than the checkpoint's."""
@@ -297,6 +354,16 @@ class CSVDataModule(TabularDataModule):
         header: whether the first row names the columns; None detects it.
         label_column: the 0/1 label's column: a number counting from 1 (-1: the last) or the header's name.
         encoding: the file's text encoding.
+        features: the feature columns, by name or number from 1 (None: every column but the label and `exclude`).
+        exclude: columns that are not features (an ID column, ...).
+        categorical: columns one-hot encoded (besides those whose first data row holds text).
+        impute: None (a missing value is refused), or mean / median / most_frequent / constant: fill missing values
+            (empty, NA, N/A, NaN) with that statistic of the training rows (a text column: its most frequent
+            category, or the category "missing" for constant).
+        impute_value: the fill of numeric columns under impute=constant.
+        missing_indicator: add a 0/1 column `<name>:missing` for each column with missing training values.
+        reference_level: "first": a categorical column's first category (sorted) gets no column; "none": all do.
+        unseen_category: a category the training rows lack: "error" (refused), or "zero" (all-zero columns).
         **split_options: the split and serving options of `TabularDataModule`.
     """
 
@@ -309,6 +376,14 @@ class CSVDataModule(TabularDataModule):
         header: bool | None = None,
         label_column: int | str = -1,
         encoding: str = "utf-8",
+        features: list | None = None,
+        exclude: list | None = None,
+        categorical: list | None = None,
+        impute: str | None = None,
+        impute_value: float = 0.0,
+        missing_indicator: bool = False,
+        reference_level: str = "first",
+        unseen_category: str = "error",
         **split_options: Any,
     ):
         arguments = {key: value for key, value in locals().items() if key in CSVDataConfig.__dataclass_fields__}
@@ -324,7 +399,10 @@ class CSVDataModule(TabularDataModule):
     def local_file(self) -> Path:
         if self._local_file is None:
             options = self.options
-            self._local_file = fetch(options.path, options.data_dir, options.url, options.sha256)
+            if is_parquet(options.path):  # a Parquet file, folder or glob, read where it is
+                self._local_file = Path(options.path).expanduser()
+            else:
+                self._local_file = fetch(options.path, options.data_dir, options.url, options.sha256)
         return self._local_file
 
     def prepare_data(self) -> None:
@@ -340,7 +418,27 @@ class CSVDataModule(TabularDataModule):
 
     def read(self) -> Table:
         options = self.options
-        return read_labeled_csv(self.local_file(), options.header, options.label_column, options.encoding)
+        return read_labeled_csv(
+            self.local_file(),
+            options.header,
+            options.label_column,
+            options.encoding,
+            None if options.features is None else list(options.features),
+            list(options.exclude or []),
+            list(options.categorical or []),
+            allow_missing=options.impute is not None,
+            dtype=self._dtype,
+        )
+
+    def encoding_options(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "impute": options.impute,
+            "impute_value": options.impute_value,
+            "missing_indicator": options.missing_indicator,
+            "reference_level": options.reference_level,
+            "unseen": options.unseen_category,
+        }
 
 
 class BreastCancerDataModule(TabularDataModule):
@@ -358,7 +456,8 @@ class BreastCancerDataModule(TabularDataModule):
                 "pip install 'logreg[breast-cancer]' (or pip install scikit-learn)"
             ) from error
         source = load_breast_cancer()
-        return Table(source.data.astype(np.float32), source.target.astype(np.float32), list(source.feature_names))
+        features = source.data.astype(self._dtype)  # float64 as shipped, or rounded to float32
+        return Table(features, source.target.astype(np.float32), list(source.feature_names))
 
 
 DATAMODULES = {cls.__qualname__: cls for cls in (CSVDataModule, BreastCancerDataModule)}  # what a checkpoint may name

@@ -1,12 +1,15 @@
 """Ship a trained model as a file other programs run: ONNX (onnxruntime, ...) or TorchScript (torch.jit.load).
 
 What is shipped is `Predictor`: the trained weight and bias with the training scaler folded in, and the decision
-threshold, nothing else (no Lightning, no metrics): raw feature rows `features` (batch, F) float32 in,
-`probability` (batch,) float32 and `prediction` (batch,) int64 out, exactly as `LogisticRegression` gives them.
+threshold, nothing else (no Lightning, no metrics): feature rows `features` (batch, F) float32 in,
+`probability` (batch,) float32 and `prediction` (batch,) int64 out, exactly as `LogisticRegression` gives them. The
+features are the raw columns, or, for a model trained with text columns or imputation, the encoded ones: then
+`<output>.encoding.json` beside it lists, column by column, the categories, reference level and fill values.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -17,10 +20,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from logreg.checkpoints import model_from_checkpoint, read_checkpoint
+from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
+from logreg.encoding import Encoding
 from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
-from logreg.outputs import write_output
+from logreg.outputs import check_output, write_output, write_text
 
 
 class Predictor(nn.Module):
@@ -101,13 +105,52 @@ EXPORTERS = {  # format -> (writer, file suffix, what an earlier export of this 
 }
 
 
+ENCODING_SUFFIX = ".encoding.json"  # beside an exported model whose features are encoded from the raw columns
+
+
+def encoding_path(output: Path) -> Path:
+    """Where the encoding of the exported model `output` goes: `model.onnx` -> `model.onnx.encoding.json`."""
+    return output.with_name(output.name + ENCODING_SUFFIX)
+
+
+def is_encoding_json(path: Path) -> bool:
+    try:
+        return "raw_columns" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def encoding_json(encoding: Encoding, raw_columns: list[str]) -> str:
+    """What turns raw columns into the exported model's `features`, column by column, in its order."""
+    return json.dumps(
+        {
+            "raw_columns": raw_columns,
+            "features": encoding.names,
+            "unseen_category": encoding.unseen,
+            "columns": encoding.to_dict()["columns"],
+        },
+        indent=2,
+    )
+
+
 def export(cfg: DictConfig) -> Path:
-    """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path."""
+    """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path. A model
+    trained on encoded columns (categories, imputed values) gets its encoding beside it, as JSON."""
     write, suffix, same_kind = EXPORTERS[cfg.format]
-    model = model_from_checkpoint(read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint), cfg.ckpt_path)
+    checkpoint = read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
+    model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
     output = Path(cfg.output or Path(cfg.ckpt_path).with_suffix(suffix))
-    with write_output(output, inputs=[cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=same_kind) as partial:
+    spec = data_spec(checkpoint)
+    encoding = Encoding.from_dict(spec["encoding"]) if spec.get("encoding") else None
+    beside = encoding_path(output) if encoding is not None and not encoding.is_identity else None
+    checks = {"inputs": [cfg.ckpt_path], "overwrite": cfg.overwrite}
+    if beside is not None:  # both refused before either is written
+        check_output(beside, **checks, same_kind=is_encoding_json)
+    with write_output(output, **checks, same_kind=same_kind) as partial:
         write(model, partial)
     n_features = model.options.n_features
     print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability, prediction (batch,)")
+    if beside is not None and encoding is not None:
+        write_text(beside, encoding_json(encoding, list(spec["raw_features"])), **checks, same_kind=is_encoding_json)
+        print(f"its features are encoded from the raw columns as {beside} says")
     return output

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
 
@@ -32,7 +34,13 @@ def _opener(path: str | Path) -> Callable[..., IO[Any]]:
 
 
 def is_predictions_csv(path: Path) -> bool:
-    """Whether `path` is an earlier output of predict.py (its first line is our header)."""
+    """Whether `path` is an earlier output of predict.py (its first line is our header; a Parquet output: our
+    columns)."""
+    if is_parquet_output(path):
+        try:
+            return pq.read_schema(path).names == HEADER.split(",")
+        except (OSError, pa.ArrowException):
+            return False
     try:
         with _opener(path)(path, "rb") as file:
             return file.readline().rstrip(b"\r\n") == HEADER.encode()
@@ -48,7 +56,7 @@ def predict(cfg: DictConfig) -> int:
     n_features = model.options.n_features
     feature_names = data_spec(checkpoint).get("feature_names") or [f"x{i}" for i in range(1, n_features + 1)]
     features = read_feature_rows(
-        cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding
+        cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding, data_spec(checkpoint)
     )  # (N, F)
     threshold = model.decision_threshold() if cfg.threshold is None else cfg.threshold
     with torch.inference_mode():
@@ -57,8 +65,20 @@ def predict(cfg: DictConfig) -> int:
     with write_output(
         cfg.output, inputs=[cfg.input, cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=is_predictions_csv
     ) as partial:
-        with _opener(cfg.output)(partial, "wt", encoding="utf-8", newline="") as file:
-            file.write(HEADER + "\n")
-            file.writelines(f"{p:.9g},{label}\n" for p, label in zip(probs.tolist(), predictions.tolist()))
+        if is_parquet_output(cfg.output):
+            columns = {"probability": pa.array(probs), "prediction": pa.array(predictions)}
+            pq.write_table(pa.table(columns), partial)
+        else:
+            _write_csv(partial, cfg.output, probs, predictions)
     print(f"{len(probs)} predictions written to {cfg.output} (threshold {threshold:.6g})")
     return len(probs)
+
+
+def is_parquet_output(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _write_csv(partial: Path, output: str | Path, probs: np.ndarray, predictions: np.ndarray) -> None:
+    with _opener(output)(partial, "wt", encoding="utf-8", newline="") as file:
+        file.write(HEADER + "\n")
+        file.writelines(f"{p:.9g},{label}\n" for p, label in zip(probs.tolist(), predictions.tolist()))

@@ -31,6 +31,9 @@ from logreg.errors import ConfigError, exit_on
 
 Problems = Iterator[tuple[str, str]]  # (key relative to the node, what was expected)
 SPLITS = ("train", "val", "test")
+IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")  # logreg.encoding keeps the same lists
+REFERENCE_LEVELS = ("first", "none")
+UNSEEN_CATEGORIES = ("error", "zero")
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything draws a random seed, silently, outside [0, 2**32 - 1]
 
 # ------------------------------------------------------------------------------------------------------- metrics
@@ -106,6 +109,14 @@ class CSVDataConfig(DataConfig):
     label_column: Any = -1  # the last column; a number from 1 (negative from the end) or a header name (no Union in
     # OmegaConf 2.3)
     encoding: str = "utf-8"  # e.g. latin-1 for a file saved by an older spreadsheet
+    features: Optional[List[Any]] = None  # names or numbers from 1; null: every column but the label and exclude
+    exclude: Optional[List[Any]] = None
+    categorical: Optional[List[Any]] = None
+    impute: Optional[str] = None
+    impute_value: float = 0.0
+    missing_indicator: bool = False
+    reference_level: str = "first"
+    unseen_category: str = "error"
 
     def problems(self) -> Problems:
         yield from super().problems()
@@ -121,6 +132,19 @@ class CSVDataConfig(DataConfig):
             "".encode(self.encoding)
         except LookupError:
             yield "encoding", "a text encoding Python knows, e.g. utf-8 or latin-1"
+        for name in ("features", "exclude", "categorical"):
+            for column in getattr(self, name) or []:
+                if isinstance(column, bool) or not isinstance(column, (int, str)) or column == 0:
+                    yield name, "a list of column names or numbers (1 = first, -1 = last), e.g. [age, sex]"
+                    break
+        if self.impute is not None and self.impute not in IMPUTE_STRATEGIES:
+            yield "impute", f"null (missing values are refused) or one of {', '.join(IMPUTE_STRATEGIES)}"
+        if not math.isfinite(self.impute_value):
+            yield "impute_value", "a finite number"
+        if self.reference_level not in REFERENCE_LEVELS:
+            yield "reference_level", f"one of {', '.join(REFERENCE_LEVELS)}"
+        if self.unseen_category not in UNSEEN_CATEGORIES:
+            yield "unseen_category", f"one of {', '.join(UNSEEN_CATEGORIES)}"
 
 
 @dataclass

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
+from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
@@ -70,6 +71,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     metrics = {name: metrics[name] for name in sorted(metrics)}
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
     if trainer.is_global_zero:
+        write_data_report(datamodule.data_report(), folder, trainer.loggers)
         report(
             metrics,
             folder,
@@ -131,6 +133,8 @@ def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
     if counts_batches(cfg.trainer):
         changes.setdefault("batches_per_step", 1)
     datamodule = instantiate(cfg.data, **changes)
+    if str(cfg.trainer.precision).startswith("64"):  # read and kept in float64, not rounded to float32 first
+        datamodule.keep_float64()
     datamodule.load()
     return datamodule
 
