@@ -43,6 +43,12 @@ def claim_folder(folder: str | os.PathLike, key: str = "hydra.run.dir") -> Path:
         OutputError: the folder holds anything already (another run, or any file), or cannot be created.
     """
     folder = Path(folder)
+    owner = next((place for place in Path(folder).absolute().parents if (place / CLAIM).is_file()), None)
+    if owner is not None:
+        raise OutputError(
+            f"{key}={folder}: inside the folder of another run ({owner / CLAIM} exists); a run never writes into "
+            f"another's folder. Leave {key} at its default (a new timestamped folder) or name a new one"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     claim = folder / CLAIM
     try:

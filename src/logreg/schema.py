@@ -27,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
+from logreg.confine import check_confined
 from logreg.errors import ConfigError, exit_on
 
 Problems = Iterator[tuple[str, str]]  # (key relative to the node, what was expected)
@@ -747,6 +748,9 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> None:
         raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)")
     typed = OmegaConf.to_object(task)
     _check_values(typed, "")
+    run_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None) if HydraConfig.initialized() else None
+    if run_dir:  # every path a logger, callback or the trainer writes: inside the run folder
+        check_confined(as_dict(task, resolve=True), run_dir)
     if sweep and isinstance(typed, TrainConfig):
         _raise_first(typed, typed.sweep_problems(), "")
 
