@@ -748,7 +748,7 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> None:
         raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)")
     typed = OmegaConf.to_object(task)
     _check_values(typed, "")
-    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    hydra_cfg = cast(DictConfig, HydraConfig.get()) if HydraConfig.initialized() else None  # a node (typed HydraConf)
     run_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None) if hydra_cfg else None
     if run_dir:  # every path a logger, callback or the trainer writes: inside the run folder
         check_confined(as_dict(task, resolve=True), run_dir)
