@@ -583,6 +583,17 @@ class TrainConfig:
     def metrics(self) -> dict[str, list[str]]:
         return train_metrics(self)
 
+    def monitors(self) -> Iterator[tuple[str, str]]:
+        """(key, metric) for every key that names a metric to watch: `monitor`, the scheduler's, any callback's."""
+        yield "monitor", self.monitor
+        scheduler_monitor = _field(self.model.scheduler, "monitor")
+        if scheduler_monitor is not None:
+            yield "model.scheduler.monitor", scheduler_monitor
+        for name, callback in (self.callbacks or {}).items():
+            watched = _field(callback, "monitor")
+            if watched is not None:
+                yield f"callbacks.{name}.monitor", watched
+
     def sweep_problems(self) -> Problems:
         return sweep_problems(self)
 
@@ -600,14 +611,26 @@ class TrainConfig:
         if isinstance(self.data, DataConfig):
             metrics = self.metrics()
             has_val = "val/loss" in metrics["fit"]
-            if self.monitor not in metrics["fit"]:
-                no_val = self.monitor.startswith("val/") and not has_val
-                why = " (data.val_fraction=0: no validation rows)" if no_val else ""
-                yield "monitor", f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
+            for key, monitor in self.monitors():
+                if monitor not in metrics["fit"]:
+                    no_val = monitor.startswith("val/") and not has_val
+                    why = " (data.val_fraction=0: no validation rows)" if no_val else ""
+                    yield key, f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
+            scheduler_monitor = _field(self.model.scheduler, "monitor")
+            if self.cv.folds >= 2 and self.cv.refit and str(scheduler_monitor).startswith("val/"):
+                yield (
+                    "model.scheduler.monitor",
+                    "a train/ metric, or cv.refit=false: the refit after cross-validation has no validation rows",
+                )
             if self.model.tune_threshold and not has_val:
                 yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
             if self.cv.folds >= 2 and self.ckpt_path is not None:
                 yield "cv.folds", "0 when resuming from ckpt_path (each fold is a run of its own)"
+
+
+def _field(node: Any, name: str) -> Any:
+    """`node.name` of a schema dataclass, or `node[name]` of a plain mapping; None where it has none."""
+    return node.get(name) if isinstance(node, Mapping) else getattr(node, name, None)
 
 
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
@@ -832,7 +855,7 @@ def _raise_first(node: Any, problems: Problems, prefix: str) -> None:
     for key, expected in problems:
         shown = node
         for part in key.split("."):
-            shown = getattr(shown, part)
+            shown = shown[part] if isinstance(shown, Mapping) else getattr(shown, part)
         raise ConfigError(f"{prefix}{key}={_show(shown)}: expected {expected}")
 
 
