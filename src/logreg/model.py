@@ -281,7 +281,7 @@ class LogisticRegression(L.LightningModule):
         if options["name"] == "plateau":
             monitor = options["monitor"]
             if monitor.startswith("val/") and self.trainer.limit_val_batches == 0:
-                raise ConfigError(f"model.scheduler.monitor={monitor}: this run validates nothing; watch a train/ metric")
+                raise ConfigError(f"model.scheduler.monitor={monitor}: no validation in this run; use a train/ metric")
             if monitor.startswith("val/") and self._validated_epoch != self.current_epoch:
                 return  # an epoch without validation (check_val_every_n_epoch): no new value to step on
             if monitor not in self.trainer.callback_metrics:  # the schema checks it: a step is never skipped
