@@ -211,7 +211,7 @@ def test_an_output_that_cannot_be_written_ends_in_one_line(trained_ckpt, tmp_pat
     )
 
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
-    assert result.stderr.startswith(f"error: {tmp_path / 'file'}"), result.stderr
+    assert result.stderr.startswith(f"error: output={tmp_path / 'file' / 'pred.csv'}: "), result.stderr
 
 
 @pytest.fixture
