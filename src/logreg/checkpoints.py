@@ -84,8 +84,8 @@ def pickled_globals(path: str | os.PathLike) -> list[str]:
                 module, _, attribute = str(argument).partition(" ")
                 found.append(f"{_PYTHON2_MODULES.get(module, module)}.{attribute}")
             elif opcode.name == "STACK_GLOBAL":  # the module and the name are the two strings pushed last
-                module, attribute = pushed[-2:] if len(pushed) >= 2 else [None, None]
-                found.append(f"{module}.{attribute}" if module and attribute else "<a global named at run time>")
+                named_module, named = pushed[-2:] if len(pushed) >= 2 else [None, None]
+                found.append(f"{named_module}.{named}" if named_module and named else "<a global named at run time>")
             if opcode.name in _TEXT_OPCODES:
                 pushed.append(argument if isinstance(argument, str) else None)
             elif opcode.name in _GET_OPCODES:
