@@ -483,6 +483,26 @@ class MLflowConfig:
     save_dir: Optional[str] = None
     log_model: bool = False
 
+    def problems(self) -> Problems:
+        if self.tracking_uri is not None and not tracking_uri_known(self.tracking_uri):
+            yield (
+                "tracking_uri",
+                f"a tracking URI MLflow stores runs at ({', '.join(f'{s}:' for s in TRACKING_SCHEMES)}) or a local "
+                "folder, e.g. sqlite:///logs/mlflow.db or http://host:5000",
+            )
+
+
+# MLflow's tracking stores: a file store, a database (SQLAlchemy's dialects, `dialect+driver:`), a server, Databricks
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc")
+
+
+def tracking_uri_known(uri: str) -> bool:
+    """Whether MLflow can store runs at `uri`: a scheme it knows, or a local path (a Windows drive letter included)."""
+    scheme, colon, _ = uri.partition(":")
+    if not colon or len(scheme) == 1 or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return bool(uri.strip())  # no scheme: a local folder
+    return scheme.split("+", 1)[0].lower() in TRACKING_SCHEMES
+
 
 @dataclass
 class CheckpointConfig:
