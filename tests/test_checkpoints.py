@@ -64,6 +64,56 @@ def test_a_checkpoint_with_pickled_objects_is_refused_unless_trusted(trained, tm
     assert read_checkpoint(tmp_path / "pickled.ckpt", trust=True)["extra"] is np.float64
 
 
+class RunsACommand:
+    """Unpickling this runs `os.system(command)`: what a malicious checkpoint carries."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class CallsEval:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+PICKLED_OBJECTS = {  # what a checkpoint carries -> the global the message names
+    "a command": (lambda marker: RunsACommand(f"touch {marker}"), "posix.system"),
+    "eval": (lambda marker: CallsEval(), "builtins.eval"),
+    "a numpy class": (lambda marker: np.float64, "numpy.float64"),
+    "a set of objects": (lambda marker: [{"deep": RunsACommand(f"touch {marker}")}], "posix.system"),
+}
+
+
+@pytest.mark.parametrize("protocol", [2, 4], ids=["GLOBAL", "STACK_GLOBAL"])
+@pytest.mark.parametrize("carried", PICKLED_OBJECTS)
+def test_pickled_globals_are_found_in_the_files_structure_and_nothing_runs(trained, tmp_path, carried, protocol):
+    make, named = PICKLED_OBJECTS[carried]
+    marker = tmp_path / "ran"
+    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint["hyper_parameters"]["extra"] = make(marker)
+    torch.save(checkpoint, tmp_path / "pickled.ckpt", pickle_protocol=protocol)
+
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(tmp_path / "pickled.ckpt")
+
+    message = str(raised.value)
+    assert message.startswith(f"ckpt_path={tmp_path / 'pickled.ckpt'} holds pickled Python objects ({named}")
+    assert "nothing was run. trust_checkpoint=true would run them" in message and "Weights only" not in message
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_tensors_and_plain_values_names_no_global_outside_torchs_allowlist(trained, tmp_path):
+    from logreg.checkpoints import pickled_globals, weights_only_globals
+
+    for protocol in (2, 4):
+        torch.save(torch.load(trained, weights_only=True), tmp_path / "plain.ckpt", pickle_protocol=protocol)
+        found = pickled_globals(tmp_path / "plain.ckpt")
+        assert found and set(found) <= weights_only_globals(), protocol
+
+
 def test_a_data_class_named_inside_a_checkpoint_is_never_imported(trained, tmp_path, monkeypatch):
     (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\nclass Data: pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -211,7 +211,7 @@ def test_an_output_that_cannot_be_written_ends_in_one_line(trained_ckpt, tmp_pat
     )
 
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
-    assert result.stderr.startswith(f"error: {tmp_path / 'file'}"), result.stderr
+    assert result.stderr.startswith(f"error: output={tmp_path / 'file' / 'pred.csv'}: "), result.stderr
 
 
 @pytest.fixture
@@ -269,3 +269,56 @@ def test_an_interrupted_run_ends_cleanly_and_leaves_a_resumable_checkpoint(tiny_
     assert "Traceback" not in stderr, stderr[-3000:]
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] >= 0
     assert json.loads((run_dir / "run.json").read_text())["pid"] == process.pid
+
+
+@pytest.mark.slow
+def test_a_disk_full_from_the_start_prints_one_line_and_no_traceback_of_tensorboards_writer_thread(tiny_csv, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(REPO / "train.py"), "data=csv", f"data.path={tiny_csv}", "epochs=300"]
+    result = subprocess.run(
+        started_after(limited_file_size(8_000), [*command, "~callbacks.plots", f"hydra.run.dir={run_dir}"]),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Exception in thread" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+        result.stderr.strip().splitlines()[-1]
+    ]
+    assert "File too large" in result.stderr.strip().splitlines()[-1]
+
+
+THREAD_FAILS = """
+import errno, sys, threading
+from logreg.errors import run_entry
+
+def fail():
+    if sys.argv[1] == "user":
+        raise OSError(errno.ENOSPC, "No space left on device", "/logs/run/events.out.tfevents.1")
+    raise KeyError("a bug")
+
+def main():
+    thread = threading.Thread(target=fail)
+    thread.start()
+    thread.join()
+    print("the command went on")
+
+run_entry(main)
+"""
+
+
+def test_a_user_error_in_a_background_thread_reaches_the_one_line_report():
+    result = subprocess.run([sys.executable, "-c", THREAD_FAILS, "user"], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: /logs/run/events.out.tfevents.1: No space left on device: the disk")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bug_in_a_background_thread_keeps_its_traceback():
+    result = subprocess.run([sys.executable, "-c", THREAD_FAILS, "bug"], capture_output=True, text=True, timeout=60)
+
+    assert "Traceback" in result.stderr and "KeyError: 'a bug'" in result.stderr

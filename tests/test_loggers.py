@@ -2,6 +2,7 @@
 the logger's own tools (TensorBoard's event reader is tested in test_train.py)."""
 
 import csv
+import re
 import sqlite3
 
 import pytest
@@ -53,3 +54,33 @@ def test_logger_mlflow_without_mlflow_names_the_extra(run, tiny_csv, monkeypatch
     )
     with pytest.raises(ConfigError, match=r"logger=mlflow needs MLflow: pip install 'logreg\[mlflow\]'"):
         run("data=csv", f"data.path={tiny_csv}", "epochs=1", "logger=mlflow")
+
+
+@pytest.mark.parametrize(
+    "uri, known",
+    [
+        ("sqlite:///logs/mlflow.db", True),
+        ("http://host:5000", True),
+        ("https://mlflow.example.org", True),
+        ("file:///tmp/mlruns", True),
+        ("postgresql+psycopg2://user@host/db", True),
+        ("databricks", True),
+        ("mlruns", True),
+        ("/abs/mlruns", True),
+        ("C:\\mlruns", True),
+        ("bogus://x", False),
+        ("htp://host:5000", False),
+        ("s3://bucket/mlruns", False),  # an artifact store, not a tracking store
+        ("", False),
+    ],
+)
+def test_logger_tracking_uri_is_checked_by_its_scheme_before_lightning_is_imported(compose, diabetes_dir, uri, known):
+    from logreg.errors import ConfigError
+    from logreg.schema import check_config
+
+    cfg = compose("logger=mlflow", f"logger.tracking_uri='{uri}'")
+    if known:
+        check_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match=rf"^logger\.tracking_uri={re.escape(uri)}: expected a tracking URI"):
+            check_config(cfg)

@@ -1,6 +1,7 @@
 """Nothing an entry script writes replaces a file it did not create in this run: run folders are claimed atomically,
 and single outputs (predictions, exports) never replace an input or another kind of file."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, make_table
-from logreg.errors import OutputError
+from logreg.errors import OutputError, as_user_error
 from logreg.outputs import CLAIM, check_output, claim_folder, write_output
 
 
@@ -224,3 +225,79 @@ def test_predict_never_writes_over_its_input_or_its_checkpoint(run, tiny_csv, tm
         assert result.returncode == 1 and "is an input of this run" in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert {path: path.read_bytes() for path in inputs} == inputs
+
+
+# ------------------------------------------------------------------------------------------- outputs claimed once
+
+RACING_WRITER = """
+import sys, time
+from pathlib import Path
+from logreg.errors import OutputError, as_user_error
+from logreg.outputs import write_text
+
+folder, me, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+(folder / f"ready-{me}").touch()
+while len(list(folder.glob("ready-*"))) < 2:  # both start together
+    time.sleep(0.001)
+for i in range(n):
+    try:
+        write_text(folder / f"out{i}.csv", f"{me}\\n" * 20000)
+        print(i, "written")
+    except OutputError as error:
+        print(i, "refused", "created by another process" in str(error) or "exists;" in str(error))
+"""
+
+
+def test_of_two_processes_writing_one_new_output_at_once_exactly_one_succeeds(tmp_path):
+    n = 150
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACING_WRITER, str(tmp_path), me, str(n)], stdout=subprocess.PIPE, text=True
+        )
+        for me in ("a", "b")
+    ]
+    outcomes = {
+        me: dict(line.split(" ", 1) for line in w.communicate(timeout=300)[0].splitlines())
+        for me, w in zip("ab", writers)
+    }
+
+    for i in range(n):
+        results = sorted(outcomes[me][str(i)] for me in "ab")
+        assert results == ["refused True", "written"], (i, results)
+        winner = next(me for me in "ab" if outcomes[me][str(i)] == "written")
+        assert (tmp_path / f"out{i}.csv").read_text() == f"{winner}\n" * 20000
+    assert not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_file_created_by_another_program_while_writing_is_left_alone(tmp_path, overwrite):
+    target = tmp_path / "pred.csv"
+
+    with pytest.raises(OutputError, match=r"pred\.csv: (was created by another process|exists and is not an earlier)"):
+        with write_output(target, overwrite=overwrite, same_kind=lambda path: path.read_text() == "ours\n") as partial:
+            partial.write_text("ours\n")
+            target.write_text("theirs\n")  # another program, between the check and the end of the write
+
+    assert target.read_text() == "theirs\n" and sorted(p.name for p in tmp_path.iterdir()) == ["pred.csv"]
+
+
+def test_an_earlier_output_of_the_same_kind_written_meanwhile_is_replaced_with_overwrite(tmp_path):
+    target = tmp_path / "pred.csv"
+
+    with write_output(target, overwrite=True, same_kind=lambda path: path.read_text().startswith("ours")) as partial:
+        partial.write_text("ours, new\n")
+        target.write_text("ours, earlier\n")
+
+    assert target.read_text() == "ours, new\n"
+
+
+@pytest.mark.parametrize("errno_", [errno.EACCES, errno.EROFS, errno.ENOSPC, errno.EDQUOT])
+def test_a_write_that_fails_is_named_by_its_key_and_path_not_the_temporary_file(tmp_path, errno_):
+    target = tmp_path / "pred.csv"
+
+    with pytest.raises(OSError) as raised, write_output(target, key="output") as partial:
+        raise OSError(errno_, os.strerror(errno_), str(partial))  # as the OS says it, of the file being written
+
+    assert raised.value.filename == f"output={target}" and raised.value.errno == errno_
+    assert str(as_user_error(raised.value)).startswith(f"output={target}: {os.strerror(errno_)}")
+    assert list(tmp_path.iterdir()) == []

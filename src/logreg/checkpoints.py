@@ -8,7 +8,7 @@ the DataModule that trained it.
 from __future__ import annotations
 
 import os
-import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,15 +38,17 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, A
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: an empty, truncated or foreign file is not one
         size = path.stat().st_size
         raise CheckpointError(f"{not_ours} ({'an empty file' if size == 0 else 'not a PyTorch checkpoint file'})")
+    if not trust:
+        foreign = [name for name in pickled_globals(path) if name not in weights_only_globals()]
+        if foreign:
+            shown = ", ".join(sorted(set(foreign))[:3]) + (", ..." if len(set(foreign)) > 3 else "")
+            raise CheckpointError(
+                f"ckpt_path={path} holds pickled Python objects ({shown}) beyond tensors and plain values; loading "
+                "it would import and run them, so it was refused and nothing was run. trust_checkpoint=true would "
+                "run them: only for a file you trust"
+            )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error):  # damaged inside, not a matter of trust
-            raise CheckpointError(f"{not_ours} (unreadable: {str(error).splitlines()[0]})") from None
-        raise CheckpointError(
-            f"ckpt_path={path} holds pickled Python objects beyond tensors and plain values; loading it could run "
-            "arbitrary code, so it was refused. If you trust where it came from: trust_checkpoint=true"
-        ) from None
     except Exception as error:  # a damaged archive: zip, pickle or storage errors of every kind
         raise CheckpointError(
             f"{not_ours} (unreadable: {type(error).__name__}: {str(error).splitlines()[0]})"
@@ -55,6 +57,62 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, A
     if missing:
         raise CheckpointError(f"{not_ours} (not a Lightning checkpoint: no {', '.join(missing)})")
     return checkpoint
+
+
+_TEXT_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+_GET_OPCODES = {"BINGET", "LONG_BINGET", "GET"}
+_PUT_OPCODES = {"BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"}
+_PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # as pickle's fix_imports reads them
+
+
+def pickled_globals(path: str | os.PathLike) -> list[str]:
+    """`module.name` of every global that the pickle inside the checkpoint (its zip's `data.pkl`) would import, read
+    from the pickle's opcodes (GLOBAL, INST, STACK_GLOBAL), with nothing imported or run. [] for a file that is not
+    such a zip, or whose pickle cannot be read through (torch.load then says what is wrong with it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")), None)
+            data = archive.read(name) if name else b""
+    except (OSError, zipfile.BadZipFile, KeyError, RuntimeError):
+        return []
+    found: list[str] = []
+    pushed: list[str | None] = []  # what the last opcodes pushed: a string, or None for anything else
+    memo: dict[Any, str | None] = {}
+    try:
+        for opcode, argument, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST"):  # argument: "module name" (Python 2's module names below 3)
+                module, _, attribute = str(argument).partition(" ")
+                found.append(f"{_PYTHON2_MODULES.get(module, module)}.{attribute}")
+            elif opcode.name == "STACK_GLOBAL":  # the module and the name are the two strings pushed last
+                named_module, named = pushed[-2:] if len(pushed) >= 2 else [None, None]
+                found.append(f"{named_module}.{named}" if named_module and named else "<a global named at run time>")
+            if opcode.name in _TEXT_OPCODES:
+                pushed.append(argument if isinstance(argument, str) else None)
+            elif opcode.name in _GET_OPCODES:
+                pushed.append(memo.get(argument))
+            elif opcode.name in _PUT_OPCODES:
+                memo[len(memo) if opcode.name == "MEMOIZE" else argument] = pushed[-1] if pushed else None
+            else:
+                pushed.append(None)
+    except Exception:  # a damaged pickle: what was read so far still counts
+        pass
+    return found
+
+
+def weights_only_globals() -> set[str]:
+    """`module.name` of every global torch's weights-only unpickler loads: its own allowlist (a private function,
+    guarded: a rename fails loudly) and what was added with torch.serialization.add_safe_globals."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+    except ImportError as error:  # pragma: no cover - a torch that renamed it
+        raise RuntimeError(f"torch changed its weights-only unpickler ({error}); update logreg.checkpoints") from error
+    added = {
+        f"{item.__module__}.{item.__qualname__}"
+        for item in torch.serialization.get_safe_globals()
+        if not isinstance(item, tuple) and hasattr(item, "__qualname__")
+    }
+    added |= {name for item in torch.serialization.get_safe_globals() if isinstance(item, tuple) for name in item[1:]}
+    return set(_get_allowed_globals()) | added
 
 
 def model_from_checkpoint(

@@ -2,8 +2,8 @@
 
 Each message names the file, line, column or config key, what was expected and what to do. `run_entry` runs an
 entry script's `@hydra.main` function: a UserError, a config Hydra could not compose, or a file the system could not
-write ends the process with `error: <one line>` on stderr and exit status 1; anything else is a bug and keeps its
-traceback. This module imports neither torch nor Lightning.
+write (in a background thread too) ends the process with `error: <one line>` on stderr and exit status 1; anything
+else is a bug and keeps its traceback. This module imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -171,6 +172,7 @@ def run_entry(main: Callable[[], Any]) -> None:
     with a failed trial (reported with the first trial's error).
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    in_threads = catch_thread_errors()
     try:
         main()
     except Exception as error:
@@ -178,3 +180,24 @@ def run_entry(main: Callable[[], Any]) -> None:
         if user_error is None:
             raise
         exit_on(user_error)
+    if in_threads:  # the command itself went on: the first error of a background thread is its outcome
+        exit_on(in_threads[0])
+
+
+def catch_thread_errors() -> list[UserError]:
+    """Make a user error raised in a background thread (TensorBoard's event writer, an MLflow client thread: a full
+    disk, a folder that cannot be written) reach the one-line report instead of printing a traceback: it is kept in
+    the returned list. Any other exception in a thread is a bug and keeps Python's report."""
+    caught: list[UserError] = []
+    default_hook = threading.excepthook
+
+    def hook(arguments: threading.ExceptHookArgs) -> None:
+        error = arguments.exc_value
+        user_error = as_user_error(error) if isinstance(error, Exception) else None
+        if user_error is None:
+            default_hook(arguments)
+        else:
+            caught.append(user_error)
+
+    threading.excepthook = hook
+    return caught

@@ -109,6 +109,7 @@ class LogisticRegression(L.LightningModule):
         # epoch's end the sums are added over processes (one all-reduce) and logged once.
         self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # () loss sum, () correct predictions
         self._epoch_rows = 0
+        self._validated_epoch = -1  # the last training epoch that ran validation (the plateau scheduler's new value)
         # Held-out stages keep every logit and label (gathered over processes), for AUROC, the tuned threshold, plots.
         # nan_strategy="disable": CatMetric's default drops NaN logits (and not their labels), misaligning the two; a
         # NaN must reach the metrics, and the divergence check after the epoch.
@@ -342,8 +343,17 @@ class LogisticRegression(L.LightningModule):
             return
         if options["name"] == "plateau":
             monitor = options["monitor"]
-            if monitor in self.trainer.callback_metrics:  # not on epochs without validation
-                cast(ReduceLROnPlateau, scheduler).step(self.trainer.callback_metrics[monitor])
+            if monitor.startswith("val/") and self.trainer.limit_val_batches == 0:
+                raise ConfigError(f"model.scheduler.monitor={monitor}: no validation in this run; use a train/ metric")
+            if monitor.startswith("val/") and self._validated_epoch != self.current_epoch:
+                return  # an epoch without validation (check_val_every_n_epoch): no new value to step on
+            if monitor not in self.trainer.callback_metrics:  # the schema checks it: a step is never skipped
+                logged = ", ".join(sorted(self.trainer.callback_metrics)) or "none"
+                raise ConfigError(
+                    f"model.scheduler.monitor={monitor}: this run does not log it (logged at epoch "
+                    f"{self.current_epoch}: {logged}); name a logged metric"
+                )
+            cast(ReduceLROnPlateau, scheduler).step(self.trainer.callback_metrics[monitor])
         else:
             scheduler.step()
 
@@ -399,6 +409,8 @@ class LogisticRegression(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_evaluation("val")
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self._validated_epoch = self.current_epoch
 
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")

@@ -5,11 +5,13 @@
   never share a folder, and a folder that holds anything else is refused.
 - A file outside the run folder (predictions, an exported model) is written by `write_output`: never over an input
   of the run, never over a folder, over an existing file only with `overwrite=true` and only when that file is an
-  earlier output of the same kind; written to a temporary file in the same folder, then renamed into place.
+  earlier output of the same kind; written to a temporary file in the same folder, then put in place under a name
+  claimed exclusively (a hard link), so of two writers of one new output only one can succeed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -43,6 +45,12 @@ def claim_folder(folder: str | os.PathLike, key: str = "hydra.run.dir") -> Path:
         OutputError: the folder holds anything already (another run, or any file), or cannot be created.
     """
     folder = Path(folder)
+    owner = next((place for place in Path(folder).absolute().parents if (place / CLAIM).is_file()), None)
+    if owner is not None:
+        raise OutputError(
+            f"{key}={folder}: inside the folder of another run ({owner / CLAIM} exists); a run never writes into "
+            f"another's folder. Leave {key} at its default (a new timestamped folder) or name a new one"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     claim = folder / CLAIM
     try:
@@ -135,21 +143,68 @@ def check_output(
 
 
 @contextmanager
-def write_output(path: str | os.PathLike, **checks: Any) -> Iterator[Path]:
-    """Within: a temporary path beside `path` to write to. After: it is renamed to `path` (atomically), once
-    `check_output(path, **checks)` has allowed it. A failure leaves `path` as it was and no temporary file."""
+def write_output(path: str | os.PathLike, *, named: bool = True, **checks: Any) -> Iterator[Path]:
+    """Within: a temporary path beside `path` to write to. After: the finished file is put in place as `path`,
+    claiming the name exclusively (a hard link, which fails if any file holds the name by then), so two writers of
+    one new output can never both succeed; an existing file is replaced only as `check_output(path, **checks)`
+    allows, checked again at that moment. A failure leaves `path` as it was and no temporary file.
+
+    An OSError names `path` (with its config key, `output=...`, unless `named` is false: a run's own report files),
+    never the temporary file.
+    """
     path = check_output(path, **checks)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = f"{checks.get('key', 'output')}={path}" if named else str(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield partial
-        os.replace(partial, path)
+        _put_in_place(partial, path, **checks)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, shown) from error
     finally:
-        partial.unlink(missing_ok=True)
+        if os.path.lexists(partial):  # (unlink would fail anew where the folder itself is missing)
+            partial.unlink()
+
+
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
+
+
+def _put_in_place(
+    partial: Path,
+    path: Path,
+    *,
+    overwrite: bool = False,
+    same_kind: Callable[[Path], bool] | None = None,
+    key: str = "output",
+    **_: Any,
+) -> None:
+    """Give the finished file `partial` the name `path`: created exclusively, or (overwrite) replacing an earlier
+    output of the same kind, checked now, not when writing began."""
+    try:
+        try:
+            os.link(partial, path)  # the name is claimed and filled in one step; it fails if the name is taken
+            return
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            # a filesystem without hard links: claim the name with an empty file, created exclusively, then fill it
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.replace(partial, path)
+            return
+    except FileExistsError:
+        pass
+    if not overwrite:
+        raise OutputError(
+            f"{key}={path}: was created by another process while this one wrote it; it is left alone: name a new "
+            "file, or overwrite=true to replace an earlier output"
+        )
+    if same_kind is None or not same_kind(path):
+        raise OutputError(f"{key}={path}: exists and is not an earlier output of this kind; it is left alone")
+    os.replace(partial, path)
 
 
 def write_text(path: str | os.PathLike, text: str, **checks: Any) -> Path:
     """Write a whole text file through `write_output` (a run's report files: metrics.json, coefficients.csv, ...)."""
-    with write_output(path, **checks) as partial:
+    with write_output(path, named=False, **checks) as partial:
         partial.write_text(text)
     return Path(path)

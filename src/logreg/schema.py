@@ -27,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
+from logreg.confine import check_confined
 from logreg.errors import ConfigError, exit_on
 
 Problems = Iterator[tuple[str, str]]  # (key relative to the node, what was expected)
@@ -525,6 +526,26 @@ class MLflowConfig:
     save_dir: Optional[str] = None
     log_model: bool = False  # checkpoints stay in the run folder
 
+    def problems(self) -> Problems:
+        if self.tracking_uri is not None and not tracking_uri_known(self.tracking_uri):
+            yield (
+                "tracking_uri",
+                f"a tracking URI MLflow stores runs at ({', '.join(f'{s}:' for s in TRACKING_SCHEMES)}) or a local "
+                "folder, e.g. sqlite:///logs/mlflow.db or http://host:5000",
+            )
+
+
+# MLflow's tracking stores: a file store, a database (SQLAlchemy's dialects, `dialect+driver:`), a server, Databricks
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc")
+
+
+def tracking_uri_known(uri: str) -> bool:
+    """Whether MLflow can store runs at `uri`: a scheme it knows, or a local path (a Windows drive letter included)."""
+    scheme, colon, _ = uri.partition(":")
+    if not colon or len(scheme) == 1 or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return bool(uri.strip())  # no scheme: a local folder
+    return scheme.split("+", 1)[0].lower() in TRACKING_SCHEMES
+
 
 @dataclass
 class CheckpointConfig:
@@ -648,6 +669,17 @@ class TrainConfig:
     def metrics(self) -> dict[str, list[str]]:
         return train_metrics(self)
 
+    def monitors(self) -> Iterator[tuple[str, str]]:
+        """(key, metric) for every key that names a metric to watch: `monitor`, the scheduler's, any callback's."""
+        yield "monitor", self.monitor
+        scheduler_monitor = _field(self.model.scheduler, "monitor")
+        if scheduler_monitor is not None:
+            yield "model.scheduler.monitor", scheduler_monitor
+        for name, callback in (self.callbacks or {}).items():
+            watched = _field(callback, "monitor")
+            if watched is not None:
+                yield f"callbacks.{name}.monitor", watched
+
     def sweep_problems(self) -> Problems:
         return sweep_problems(self)
 
@@ -665,10 +697,17 @@ class TrainConfig:
         if isinstance(self.data, DataConfig):
             metrics = self.metrics()
             has_val = "val/loss" in metrics["fit"]
-            if self.monitor not in metrics["fit"]:
-                no_val = self.monitor.startswith("val/") and not has_val
-                why = " (data.val_fraction=0: no validation rows)" if no_val else ""
-                yield "monitor", f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
+            for key, monitor in self.monitors():
+                if monitor not in metrics["fit"]:
+                    no_val = monitor.startswith("val/") and not has_val
+                    why = " (data.val_fraction=0: no validation rows)" if no_val else ""
+                    yield key, f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
+            scheduler_monitor = _field(self.model.scheduler, "monitor")
+            if self.cv.folds >= 2 and self.cv.refit and str(scheduler_monitor).startswith("val/"):
+                yield (
+                    "model.scheduler.monitor",
+                    "a train/ metric, or cv.refit=false: the refit after cross-validation has no validation rows",
+                )
             if self.model.tune_threshold and not has_val:
                 yield "model.tune_threshold", "null when there are no validation rows (data.val_fraction=0)"
             if self.cv.folds >= 2 and self.ckpt_path is not None:
@@ -678,6 +717,11 @@ class TrainConfig:
                     yield "trainer.precision", "64-true with optimizer=newton (its line search needs float64)"
                 if self.data.batch_size is not None:
                     yield "data.batch_size", "null (full batch) with optimizer=newton"
+
+
+def _field(node: Any, name: str) -> Any:
+    """`node.name` of a schema dataclass, or `node[name]` of a plain mapping; None where it has none."""
+    return node.get(name) if isinstance(node, Mapping) else getattr(node, name, None)
 
 
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
@@ -823,6 +867,10 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> None:
         raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)")
     typed = OmegaConf.to_object(task)
     _check_values(typed, "")
+    hydra_cfg = cast(DictConfig, HydraConfig.get()) if HydraConfig.initialized() else None  # a node (typed HydraConf)
+    run_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None) if hydra_cfg else None
+    if run_dir:  # every path a logger, callback or the trainer writes: inside the run folder
+        check_confined(as_dict(task, resolve=True), run_dir)
     if sweep and isinstance(typed, TrainConfig):
         _raise_first(typed, typed.sweep_problems(), "")
 
@@ -908,7 +956,7 @@ def _raise_first(node: Any, problems: Problems, prefix: str) -> None:
     for key, expected in problems:
         shown = node
         for part in key.split("."):
-            shown = getattr(shown, part)
+            shown = shown[part] if isinstance(shown, Mapping) else getattr(shown, part)
         raise ConfigError(f"{prefix}{key}={_show(shown)}: expected {expected}")
 
 
