@@ -99,7 +99,8 @@ def launch(
             cfg.hydra.job.num = initial_job_idx + offset
         jobs.append(cfg)
     groups, alone = plan(jobs, train_together)
-    line(summary_line(groups, alone, len(jobs)))
+    if len(jobs) > 1:  # a batch of one (Optuna's n_jobs=1) has nothing to train with
+        line(summary_line(groups, alone, len(jobs)))
     trained: dict[int, Any] = {}
     if groups:
         from logreg.together_runs import train_group
