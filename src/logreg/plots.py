@@ -71,12 +71,13 @@ class EvaluationPlots(L.Callback):
 
         probs, labels = outputs
         threshold = pl_module.decision_threshold()
-        for kind, figure in self._figures(plt, probs, labels, threshold).items():
+        for kind, figure in self.figures(plt, probs, labels, threshold).items():
             writer.add_figure(f"{name}/{kind}", figure, global_step=trainer.global_step)
             plt.close(figure)
 
     @staticmethod
-    def _figures(plt: Any, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, Any]:
+    def figures(plt: Any, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, Any]:
+        """The images of one stage's probabilities (N,) and labels (N,), by name (drawn with matplotlib's `plt`)."""
         targets = labels.long()
         figures = {}
         figure, axes = plt.subplots(figsize=(4, 4))

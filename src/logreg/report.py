@@ -68,9 +68,11 @@ def report(
     kind: str,
     cov_type: str = "nonrobust",
     cluster: str | None = None,
+    show: bool = True,
 ) -> Inference | None:
-    """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them."""
-    console = Console()
+    """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them (unless
+    not `show`: a sweep's trials trained together print one line each instead)."""
+    console = Console(quiet=not show)
     fit = fit_inference(model, datamodule, cov_type, cluster) if model is not None and datamodule is not None else None
     summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
     write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -251,6 +251,12 @@ def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None
     """Refuse, before fitting, a checkpoint whose model does not fit this run's (e.g. another number of features), or
     whose optimizer or scheduler differs: resuming restores their state, which would override this run's settings
     silently (another lr) or not fit them at all (Adam's state is not SGD's)."""
+    if checkpoint.get("trained_together"):
+        raise CheckpointError(
+            f"ckpt_path={path}: this trial trained together with other trials of its sweep, so its checkpoint holds "
+            "the model but no optimizer or loop state to resume; eval.py, predict.py and export.py take it. To resume "
+            "trials, sweep with hydra/launcher=basic"
+        )
     saved = checkpoint.get("hyper_parameters", {})
     trained = saved.get("n_features")
     if trained != model.options.n_features:

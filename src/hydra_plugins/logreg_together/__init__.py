@@ -1,0 +1,1 @@
+"""hydra/launcher=together: the project's launcher, which trains a sweep's trials that share their rows together."""

@@ -1,0 +1,339 @@
+"""K trials of a sweep as one LightningModule: `(K, F)` weights, `(K,)` biases, each trial's hyperparameters as
+tensors, and the optimizers' updates written on `(K, F + 1)` tensors after torch's own single-tensor SGD, Adam and
+AdamW, so trial k's numbers are those of config k trained alone (to float rounding: a matrix product sums in another
+order than a matrix-vector product).
+
+Every trial sees the same rows in the same order (the group shares one DataModule): logits `Z = X @ W.T + b` are
+`(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its gradient `R.T @ X`. A trial stops at its own epoch
+count (`epochs`): its weights, optimizer state and threshold stop changing, and its results are its last epoch's. A
+trial whose weights or loss stop being finite stops there too, and is reported as diverged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from logreg.gradient import BLOCK_ROWS
+from logreg.metrics import choose_threshold, evaluation_metrics
+from logreg.splits import minibatches
+
+GROUPABLE_OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What may differ between the trials of one group (everything else they share)."""
+
+    optimizer: str  # sgd | adam | adamw
+    lr: float
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    pos_weight: float = 1.0  # resolved: "balanced" is the training rows' ratio
+    threshold: float = 0.5
+    tune_threshold: str | None = None
+    cost_ratio: float = 1.0
+    epochs: int = 100
+    check_val_every_n_epoch: int | None = 1
+
+
+@dataclass
+class TrialHistory:
+    """What one trial logged: (step, epoch, metrics) per log call while fitting, and its final metrics."""
+
+    logs: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)
+    last_train: dict[str, float] = field(default_factory=dict)
+    last_val: dict[str, float] = field(default_factory=dict)
+    best: tuple[float, int, int, torch.Tensor, float] | None = None  # (score, epoch, step, theta (F+1,), threshold)
+    updates: int = 0  # optimizer steps taken (its checkpoint's global_step)
+    last_epoch: int = -1
+    diverged_at: int | None = None  # the epoch its loss or weights stopped being finite
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # probs, labels of a stage
+
+
+class TogetherModule(L.LightningModule):
+    """K logistic regressions on the same features, trained at once.
+
+    Args:
+        settings: the K trials' settings.
+        initial: (K, F + 1) each trial's initial weights and bias (its own seeded `nn.Linear(F, 1)`).
+        feature_mean, feature_std: (F,) the shared scaler, folded into the weights as `LogisticRegression` does.
+        monitor, monitor_mode: the metric that picks each trial's best epoch (its best checkpoint), and min / max.
+    """
+
+    if TYPE_CHECKING:  # the buffers __init__ registers, for the type checker (as in logreg.model)
+        theta: torch.Tensor
+        feature_mean: torch.Tensor
+        feature_std: torch.Tensor
+        threshold: torch.Tensor
+        momentum_buffer: torch.Tensor
+        exp_avg: torch.Tensor
+        exp_avg_sq: torch.Tensor
+
+    def __init__(
+        self,
+        settings: list[TrialSettings],
+        initial: torch.Tensor,
+        feature_mean: torch.Tensor,
+        feature_std: torch.Tensor,
+        monitor: str | None = None,
+        monitor_mode: str = "min",
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.settings, self.monitor, self.monitor_mode = settings, monitor, monitor_mode
+        n_trials, n_features = len(settings), initial.shape[1] - 1
+
+        self.register_buffer("theta", initial.clone())  # (K, F + 1): weights, then the bias
+        self.register_buffer("feature_mean", feature_mean.clone())  # (F,)
+        self.register_buffer("feature_std", feature_std.clone())  # (F,)
+        # (K,) as LogisticRegression's float32 `threshold` buffer holds it (and converts it with the module)
+        self.register_buffer("threshold", torch.tensor([s.threshold for s in settings], dtype=torch.float32))
+        # optimizer state: SGD's momentum buffer, Adam's moments
+        self.register_buffer("momentum_buffer", torch.zeros_like(initial))
+        self.register_buffer("exp_avg", torch.zeros_like(initial))
+        self.register_buffer("exp_avg_sq", torch.zeros_like(initial))
+        # (K, 1) each, and pos_weight (K,): set in on_fit_start, once the weights have their dtype and device
+        self.lr = self.weight_decay = self.momentum = self.beta2 = self.eps = self.pos_weight = torch.empty(0)
+        self.is_sgd = torch.tensor([s.optimizer == "sgd" for s in settings]).view(n_trials, 1)
+        self.decoupled = torch.tensor([s.optimizer == "adamw" for s in settings]).view(n_trials, 1)
+        self.uses_momentum = torch.tensor([s.momentum != 0 for s in settings]).view(n_trials, 1)
+        self.nesterov = torch.tensor([s.nesterov for s in settings]).view(n_trials, 1)
+        self.n_features = n_features
+        self._scalars: dict[str, torch.Tensor] = {}  # on_fit_start: the Python-float arithmetic of torch's optimizers
+        self.updates = 0  # optimizer steps so far: every active trial has taken each of them
+        self.histories = [TrialHistory() for _ in settings]
+        self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # (K,) loss sums, (K,) correct counts
+        self._epoch_rows = 0
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------------------------------------- the model
+
+    def active(self, epoch: int) -> torch.Tensor:
+        """(K,) whether each trial trains in `epoch` (its own epoch count, and not diverged)."""
+        return torch.tensor(
+            [epoch < s.epochs and h.diverged_at is None for s, h in zip(self.settings, self.histories, strict=True)],
+            device=self.theta.device,
+        )
+
+    def folded(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights (K, F) and biases (K,) that act on features as given (the scaler folded in)."""
+        theta = self.theta if theta is None else theta
+        weight = theta[:, : self.n_features] / self.feature_std
+        return weight, theta[:, self.n_features] - weight @ self.feature_mean
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, F) -> logits (B, K)"""
+        weight, bias = self.folded()
+        return torch.addmm(bias, features.to(weight.dtype), weight.T)
+
+    # --------------------------------------------------------------------------------------------------- training
+
+    def _gradient(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Loss sums (K,), correct counts (K,) and the gradient (K, F + 1) of each trial's mean loss on the batch."""
+        n_rows = len(labels)
+        if n_rows <= BLOCK_ROWS:
+            loss_sum, correct, grad_weight, grad_bias = self._block(features, labels, 1 / n_rows)
+        else:  # as logreg.gradient: sums over cache-sized blocks, divided once at the end
+            parts = [
+                self._block(features[start : start + BLOCK_ROWS], labels[start : start + BLOCK_ROWS], 1.0)
+                for start in range(0, n_rows, BLOCK_ROWS)
+            ]
+            loss_sum, correct, grad_weight, grad_bias = (torch.stack(p).sum(0) for p in zip(*parts, strict=True))
+            grad_weight, grad_bias = grad_weight / n_rows, grad_bias / n_rows
+        if not bool((self.feature_mean == 0).all() and (self.feature_std == 1).all()):  # chain rule through the scaler
+            grad_weight = (grad_weight - grad_bias[:, None] * self.feature_mean) / self.feature_std
+        return loss_sum, correct, torch.cat([grad_weight, grad_bias[:, None]], dim=1)
+
+    def _block(self, rows: torch.Tensor, labels: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
+        weight, bias = self.folded()
+        logits = torch.addmm(bias, rows, weight.T)  # (n, K)
+        probs = torch.sigmoid(logits)
+        targets = labels[:, None]  # (n, 1)
+        residuals = (1 - targets) * probs - targets * self.pos_weight * (1 - probs)  # = probs - y where c = 1
+        loss_sum = (F.softplus(logits) * (1 + (self.pos_weight - 1) * targets)).sum(0) - self.pos_weight * (
+            labels @ logits
+        )
+        correct = ((probs >= self.threshold) == targets.bool()).sum(0)
+        if scale != 1.0:
+            residuals.mul_(scale)
+        return loss_sum, correct, residuals.T @ rows, residuals.sum(0)
+
+    def _step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+        """One optimizer step of every active trial, as torch's single-tensor SGD / Adam / AdamW takes it: the same
+        operations in the same order, with the scalars torch computes in Python (double) computed in double here."""
+        theta, rows, scalars = self.theta, active.view(-1, 1), self._scalars
+        first = self.updates == 0
+        self.updates += 1
+        # SGD: grad.add(param, alpha=wd); buf = grad.clone() at the first step, else buf * momentum + grad; nesterov:
+        # grad + momentum * buf; param.add_(grad, alpha=-lr)
+        sgd_grad = grad + self.weight_decay * theta
+        buffer = sgd_grad.clone() if first else self.momentum_buffer * self.momentum + sgd_grad
+        direction = torch.where(self.nesterov, sgd_grad + self.momentum * buffer, buffer)
+        direction = torch.where(self.uses_momentum, direction, sgd_grad)
+        sgd_theta = theta + -self.lr * direction
+        # Adam / AdamW: decay (coupled: into the gradient; decoupled: param.mul_(1 - lr * wd)), exp_avg.lerp_(grad,
+        # 1 - beta1), exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), bias corrections,
+        # denom = sqrt(v) / sqrt(bc2) + eps, param.addcdiv_(exp_avg, denom, value=-lr / bc1)
+        decayed = torch.where(self.decoupled, theta * scalars["decay_factor"], theta)
+        adam_grad = torch.where(self.decoupled, grad, grad + self.weight_decay * theta)
+        exp_avg = torch.lerp(self.exp_avg, adam_grad, scalars["one_minus_beta1"])
+        exp_avg_sq = self.exp_avg_sq * self.beta2 + scalars["one_minus_beta2"] * adam_grad * adam_grad
+        step = float(self.updates)
+        step_size = (scalars["lr"] / (1 - scalars["beta1"] ** step)).to(theta)
+        bias_correction2_sqrt = ((1 - scalars["beta2"] ** step) ** 0.5).to(theta)
+        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
+        adam_theta = decayed + -step_size * exp_avg / denom
+        is_sgd = self.is_sgd
+        self.theta = torch.where(rows, torch.where(is_sgd, sgd_theta, adam_theta), theta)
+        self.momentum_buffer = torch.where(rows & is_sgd, buffer, self.momentum_buffer)
+        self.exp_avg = torch.where(rows & ~is_sgd, exp_avg, self.exp_avg)
+        self.exp_avg_sq = torch.where(rows & ~is_sgd, exp_avg_sq, self.exp_avg_sq)
+
+    def on_fit_start(self) -> None:
+        device, dtype = self.theta.device, self.theta.dtype
+        for name in ("is_sgd", "decoupled", "uses_momentum", "nesterov"):
+            setattr(self, name, getattr(self, name).to(device))
+
+        def double(values: list[float]) -> torch.Tensor:  # (K, 1) on the CPU: Python's arithmetic, per trial
+            return torch.tensor(values, dtype=torch.float64).view(-1, 1)
+
+        # The hyperparameters torch's optimizers take as Python floats: made from the doubles, in the weights' dtype
+        # (64-true: exact; 32-true: rounded as torch's kernels round a Python scalar)
+        for name in ("lr", "weight_decay", "momentum", "eps"):
+            setattr(self, name, double([getattr(s, name) for s in self.settings]).to(device=device, dtype=dtype))
+        self.beta2 = double([s.betas[1] for s in self.settings]).to(device=device, dtype=dtype)
+        self.pos_weight = double([s.pos_weight for s in self.settings]).view(-1).to(device=device, dtype=dtype)
+
+        lr = double([s.lr for s in self.settings])
+        beta1, beta2 = double([s.betas[0] for s in self.settings]), double([s.betas[1] for s in self.settings])
+        decay = double([s.weight_decay for s in self.settings])
+        self._scalars = {
+            "lr": lr,
+            "beta1": beta1,
+            "beta2": beta2,
+            "one_minus_beta1": (1 - beta1).to(device=device, dtype=dtype),
+            "one_minus_beta2": (1 - beta2).to(device=device, dtype=dtype),
+            "decay_factor": (1 - lr * decay).to(device=device, dtype=dtype),
+        }
+
+    def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
+        if self._epoch_sums is None:
+            n_trials = len(self.settings)
+            self._epoch_sums = (
+                torch.zeros(n_trials, dtype=self.theta.dtype, device=self.theta.device),
+                torch.zeros(n_trials, dtype=torch.int64, device=self.theta.device),
+            )
+            self._epoch_rows = 0
+        loss_sum, correct = self._epoch_sums
+        active = self.active(self.current_epoch)
+        for features, labels in minibatches(chunk):
+            batch_loss, batch_correct, grad = self._gradient(features, labels)
+            loss_sum.add_(batch_loss)
+            correct.add_(batch_correct)
+            self._step(grad, active)
+        self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_sums is None:
+            return
+        epoch, step = self.current_epoch, self._log_step()
+        loss_sum, correct = self._epoch_sums
+        self._epoch_sums = None
+        rows = torch.tensor(self._epoch_rows).to(loss_sum)
+        losses, accuracies = loss_sum / rows, correct.to(loss_sum.dtype) / rows
+        finite = torch.isfinite(self.theta).all(1) & torch.isfinite(loss_sum)
+        for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
+            if epoch >= settings.epochs or history.diverged_at is not None:
+                continue
+            if not bool(finite[k]):
+                history.diverged_at = epoch
+                continue
+            history.last_train = {"train/loss": losses[k].item(), "train/acc": accuracies[k].item()}
+            history.updates, history.last_epoch = self.updates, epoch
+            history.logs.append((step, epoch, dict(history.last_train)))
+
+    def _log_step(self) -> int:
+        """The step Lightning logs an epoch's metrics at: the Lightning steps so far, less one."""
+        return self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
+        self._val.append(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        features, labels = (torch.cat(parts) for parts in zip(*self._val, strict=True))  # (N, F), (N,)
+        labels = labels.float()
+        self._val = []
+        weight, bias = self.folded()
+        epoch, step = self.current_epoch, self._log_step()
+        for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
+            every = settings.check_val_every_n_epoch
+            due = every is not None and (epoch + 1) % every == 0
+            if not due or epoch >= settings.epochs or history.diverged_at is not None:
+                continue
+            if not bool(torch.isfinite(self.theta[k]).all()):
+                history.diverged_at = epoch
+                continue
+            trial_logits = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1])
+            logged: dict[str, float] = {}
+            if settings.tune_threshold:
+                chosen = choose_threshold(
+                    torch.sigmoid(trial_logits), labels, settings.tune_threshold, settings.cost_ratio
+                )
+                self.threshold[k] = chosen
+                logged["threshold"] = float(torch.tensor(chosen, dtype=torch.float32))  # as Lightning logs a float
+            metrics = evaluation_metrics(trial_logits, labels, float(self.threshold[k]))
+            logged |= {f"val/{name}": value.item() for name, value in metrics.items()}
+            history.last_val = logged
+            history.logs.append((step, epoch, logged))
+            history.outputs["val"] = (torch.sigmoid(trial_logits).detach().cpu(), labels.detach().cpu())
+            if self.monitor in logged:
+                self._keep_if_best(history, logged[self.monitor], epoch, k)
+
+    @staticmethod
+    def _held_out_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(N,) one trial's logits on held-out rows, as LogisticRegression's evaluation keeps them: its torchmetrics
+        CatMetric stores them in float32, whatever the model's precision (Metric.double() changes nothing)."""
+        return F.linear(features.to(weight.dtype), weight, bias).squeeze(-1).float()
+
+    def _keep_if_best(self, history: TrialHistory, score: float, epoch: int, k: int) -> None:
+        """ModelCheckpoint's rule (save_top_k=1): a strictly better score replaces the best."""
+        if history.best is not None:
+            best = history.best[0]
+            better = score < best if self.monitor_mode == "min" else score > best
+            if not better:
+                return
+        history.best = (score, epoch, self.updates, self.theta[k].detach().clone(), float(self.threshold[k]))
+
+    def configure_optimizers(self) -> Any:
+        return None  # the module takes its own steps (_step)
+
+    # ------------------------------------------------------------------------------------------------ the results
+
+    def trial_state(self, k: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Trial k's weight (1, F), bias (1,) (before the scaler, as `LogisticRegression.linear` holds them) and its
+        decision threshold."""
+        theta = self.theta[k].detach()
+        return theta[: self.n_features].view(1, -1), theta[self.n_features :].clone(), float(self.threshold[k])
+
+    def test_metrics(self, k: int, features: torch.Tensor, labels: torch.Tensor, prefix: str) -> dict[str, float]:
+        """Trial k's metrics on held-out rows, as its own `trainer.test` logs them."""
+        weight, bias = self.folded()
+        logits, labels = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1]), labels.float()
+        self.histories[k].outputs["test"] = (torch.sigmoid(logits).detach().cpu(), labels.detach().cpu())
+        metrics = evaluation_metrics(logits, labels, float(self.threshold[k]))
+        return {f"{prefix}/{name}": value.item() for name, value in metrics.items()}
+
+
+def stack_initial(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
+    """(K, F + 1) from each trial's (1, F) weight and (1,) bias."""
+    return torch.stack([torch.cat([w.detach().view(-1), b.detach().view(-1)]) for w, b in zip(weights, biases)])

@@ -1,0 +1,144 @@
+"""What `hydra/launcher=together` does with a batch of jobs: compose each (`logreg.sweep_compose`), check it, group
+the jobs that can train together (`logreg.together_runs.group_key`), train each group as one Lightning run, then run
+every job through Hydra's own `run_job`: a trained one with a task that writes its outputs, the others with train.py's
+own task, one after the other, as Hydra's basic launcher does. One line says what trained together and why the rest
+did not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
+from hydra.types import HydraContext
+from omegaconf import DictConfig, open_dict
+
+from logreg.errors import find_user_error
+from logreg.schema import check_config
+
+
+@contextmanager
+def as_job(cfg: DictConfig) -> Iterator[DictConfig]:
+    """Within: Hydra's config is this job's, with the output folder it will have (so `${hydra:...}` resolves)."""
+    early = cfg.copy()
+    with open_dict(early):
+        early.hydra.runtime.output_dir = os.path.abspath(os.path.join(early.hydra.sweep.dir, early.hydra.sweep.subdir))
+    instance = HydraConfig.instance()
+    before = instance.cfg
+    instance.set_config(early)
+    try:
+        yield early
+    finally:
+        instance.cfg = before
+
+
+def plan(jobs: list[DictConfig], train_together: bool) -> tuple[list[list[int]], dict[int, str]]:
+    """The groups (job positions, two or more per group) and, for every other job, why it trains alone."""
+    from logreg.together_runs import group_key
+
+    keys: dict[str, list[int]] = {}
+    alone: dict[int, str] = {}
+    for position, cfg in enumerate(jobs):
+        if not train_together:
+            alone[position] = "hydra.launcher.train_together=false"
+            continue
+        with as_job(cfg) as early:
+            try:
+                check_config(early, sweep=True)
+            except Exception as error:
+                if find_user_error(error) is None:
+                    raise
+                alone[position] = "its config is refused"
+                continue
+            key, reason = group_key(early)
+        if key is None:
+            alone[position] = reason
+        else:
+            keys.setdefault(key, []).append(position)
+    groups = []
+    for members in keys.values():
+        if len(members) == 1:
+            alone[members[0]] = "no other trial shares its rows and settings"
+        else:
+            groups.append(members)
+    return groups, alone
+
+
+def summary_line(groups: list[list[int]], alone: dict[int, str], n_jobs: int) -> str:
+    together = sum(len(g) for g in groups)
+    line = f"Sweep: {together} of {n_jobs} trials trained together, in {len(groups)} group{'s' * (len(groups) != 1)}"
+    if alone:
+        reasons = Counter(alone.values())
+        line += "; alone: " + ", ".join(f"{count} ({reason})" for reason, count in reasons.most_common())
+    return line + " (hydra/launcher=basic: every trial alone)"
+
+
+def launch(
+    hydra_context: HydraContext,
+    task_function: Callable[[Any], Any],
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    train_together: bool = True,
+    line: Callable[[str], None] = print,
+) -> list[JobReturn]:
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for offset, overrides in enumerate(job_overrides):
+        cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.id = initial_job_idx + offset
+            cfg.hydra.job.num = initial_job_idx + offset
+        jobs.append(cfg)
+    groups, alone = plan(jobs, train_together)
+    if len(jobs) > 1:  # a batch of one (Optuna's n_jobs=1) has nothing to train with
+        line(summary_line(groups, alone, len(jobs)))
+    trained: dict[int, Any] = {}
+    if groups:
+        from logreg.together_runs import train_group
+
+        for members in groups:
+            with as_job(jobs[members[0]]):
+                member_configs = []
+                for position in members:
+                    with as_job(jobs[position]) as early:
+                        member_configs.append(_task_config(early))
+                try:
+                    results = train_group(member_configs)
+                except Exception as error:  # a user error (the data, say): each job meets it again, alone
+                    if find_user_error(error) is None:
+                        raise
+                    continue
+            trained.update(zip(members, results, strict=True))
+    runs = []
+    from logreg.together_runs import trial_task
+
+    for position, cfg in enumerate(jobs):
+        task = trial_task(trained[position], cfg.optimized_metric, line) if position in trained else task_function
+        runs.append(
+            run_job(
+                hydra_context=hydra_context,
+                task_function=task,
+                config=cfg,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+        )
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    return runs
+
+
+def _task_config(early: DictConfig) -> DictConfig:
+    """The task's part of a job's config (what train.py's task receives), its values resolved where they can be now."""
+    task = early.copy()
+    with open_dict(task):
+        del task["hydra"]
+    return task

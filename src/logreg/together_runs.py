@@ -1,0 +1,348 @@
+"""Which trials of a sweep can train together, training each such group as one Lightning run, and writing each trial's
+outputs from it as its own run would have (metrics.json, TensorBoard events, coefficients.csv, inference.json,
+checkpoints).
+
+Trials train together when they share their rows, their order and everything else but the settings in
+`logreg.together.TrialSettings`: the same data config (its seed included: the seed cuts the split and orders the
+batches), trainer, logger, callbacks, threads and monitor. `group_key` says what a trial shares, or why it cannot
+train with others (L-BFGS, a scheduler, early stopping, cross-validation, resuming, DDP, ...): those run alone, as
+always.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from logreg.data import TabularDataModule
+from logreg.errors import TrainingDiverged, one_line_errors
+from logreg.model import LogisticRegression
+from logreg.quiet import quiet_third_parties
+from logreg.report import record_run, report
+from logreg.schema import TrainerConfig, counts_batches, metric_mode
+from logreg.together import GROUPABLE_OPTIMIZERS, TogetherModule, TrialHistory, TrialSettings, stack_initial
+from logreg.training import build_datamodule, build_logger, build_model, hyperparameters
+
+# Trainer keys a group shares by construction or that only change how a run is shown: any other key must be at its
+# schema default for a trial to train with others.
+TRAINER_KEYS_ALLOWED = {
+    "_target_",
+    "accelerator",
+    "devices",
+    "precision",
+    "deterministic",
+    "max_epochs",
+    "check_val_every_n_epoch",
+    "log_every_n_steps",
+    "num_sanity_val_steps",
+    "enable_checkpointing",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "default_root_dir",
+    "inference_mode",
+    "benchmark",
+}
+CALLBACKS_ALLOWED = {
+    "lightning.pytorch.callbacks.ModelCheckpoint",
+    "logreg.callbacks.LastCheckpoint",
+    "logreg.callbacks.ResumeHint",
+    "logreg.plots.EvaluationPlots",
+}
+LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
+
+
+def _shared(node: Any) -> Any:
+    """The node as plain values, resolved, except interpolations naming Hydra's run folder (the same in every trial's
+    config, and resolvable only inside the trial's job)."""
+    if not isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    values = {}
+    for key in node:
+        raw = OmegaConf.to_container(node, resolve=False)[key]  # type: ignore[index]
+        if isinstance(raw, str) and "${hydra:" in raw:
+            values[str(key)] = raw
+        elif isinstance(node[key], DictConfig) or OmegaConf.is_config(node[key]):
+            values[str(key)] = _shared(node[key])
+        else:
+            values[str(key)] = node[key]
+    return values
+
+
+def trial_settings(cfg: DictConfig) -> TrialSettings:
+    """What of `cfg` may differ within a group (pos_weight as configured: a number, or balanced, resolved later)."""
+    optimizer = cfg.model.optimizer
+    betas = tuple(optimizer.get("betas", (0.9, 0.999)))
+    return TrialSettings(
+        optimizer=optimizer.name,
+        lr=float(optimizer.lr),
+        weight_decay=float(optimizer.get("weight_decay", 0.0)),
+        momentum=float(optimizer.get("momentum", 0.0)),
+        nesterov=bool(optimizer.get("nesterov", False)),
+        betas=(float(betas[0]), float(betas[1])),
+        eps=float(optimizer.get("eps", 1e-8)),
+        pos_weight=math.nan if cfg.model.pos_weight == "balanced" else float(cfg.model.pos_weight),
+        threshold=float(cfg.model.threshold),
+        tune_threshold=cfg.model.tune_threshold,
+        cost_ratio=float(cfg.model.cost_ratio),
+        epochs=int(cfg.trainer.max_epochs),
+        check_val_every_n_epoch=cfg.trainer.check_val_every_n_epoch,
+    )
+
+
+def group_key(cfg: DictConfig) -> tuple[str | None, str]:
+    """(what the trial shares with the trials it can train with, as a string; "") or (None, why it trains alone)."""
+    optimizer = cfg.model.optimizer
+    if optimizer is None or optimizer.name not in GROUPABLE_OPTIMIZERS:
+        return None, f"optimizer={optimizer.name if optimizer is not None else 'default'}"
+    if optimizer.get("amsgrad") or optimizer.get("dampening", 0.0) != 0:
+        return None, "amsgrad or dampening"
+    if cfg.model.scheduler:
+        return None, f"scheduler={cfg.model.scheduler.name}"
+    if cfg.model.gradient != "analytic":
+        return None, f"model.gradient={cfg.model.gradient}"
+    if cfg.cv.folds >= 2:
+        return None, "cv.folds"
+    if cfg.ckpt_path:
+        return None, "ckpt_path (resuming)"
+    trainer = cfg.trainer
+    if counts_batches(trainer):
+        return None, "trainer limits batches"
+    if trainer.devices not in (1, "1") or trainer.num_nodes != 1 or str(trainer.strategy) != "auto":
+        return None, "several devices (DDP)"
+    defaults = TrainerConfig()
+    for key in trainer:
+        if key not in TRAINER_KEYS_ALLOWED and trainer[key] != getattr(defaults, str(key), None):
+            return None, f"trainer.{key}"
+    if cfg.get("logger") and cfg.logger._target_ not in LOGGERS_ALLOWED:
+        return None, f"logger {cfg.logger._target_.rsplit('.', 1)[-1]}"
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        if callback is None:
+            continue
+        if callback._target_ not in CALLBACKS_ALLOWED:
+            return None, f"callbacks.{name}"
+        if callback._target_.endswith("ModelCheckpoint") and (
+            callback.get("save_top_k", 1) != 1 or callback.get("every_n_epochs") not in (None, 1) or callback.save_last
+        ):
+            return None, f"callbacks.{name} options"
+        if callback.get("histograms"):
+            return None, f"callbacks.{name}.histograms"
+    shared = {
+        "data": _shared(cfg.data),
+        "trainer": {k: v for k, v in _shared(trainer).items() if k not in ("max_epochs", "check_val_every_n_epoch")},
+        "model": {k: v for k, v in _shared(cfg.model).items() if k in ("_target_", "gradient")},
+        "logger": _shared(cfg.logger) if cfg.get("logger") else None,
+        "callbacks": _shared(cfg.callbacks) if cfg.get("callbacks") else None,
+        "threads": cfg.threads,
+        "monitor": cfg.monitor,
+    }
+    return json.dumps(shared, sort_keys=True, default=str), ""
+
+
+# ----------------------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainedTrial:
+    """One trial's share of a group's run: its model (final weights), the group's data, what it logged."""
+
+    model: LogisticRegression
+    datamodule: TabularDataModule
+    history: TrialHistory
+    metrics: dict[str, float]
+    steps_per_epoch: int
+
+
+def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
+    """Train the trials of one group (configs that `group_key` gave the same key) as one Lightning run."""
+    quiet_third_parties()
+    first = configs[0]
+    if first.threads:
+        torch.set_num_threads(first.threads)
+    datamodule = build_datamodule(first)
+    models = []
+    for cfg in configs:  # each trial's own initial weights: its seed, then its model, as `fit_and_test` does
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        models.append(build_model(cfg, datamodule))
+    settings = [
+        TrialSettings(**{**trial_settings(cfg).__dict__, "pos_weight": float(model.options.pos_weight)})
+        for cfg, model in zip(configs, models, strict=True)
+    ]
+    module = TogetherModule(
+        settings,
+        stack_initial([m.linear.weight for m in models], [m.linear.bias for m in models]),
+        models[0].feature_mean,
+        models[0].feature_std,
+        monitor=first.monitor,
+        monitor_mode=metric_mode(first.monitor),
+    )
+    trainer_cfg = first.trainer
+    trainer = L.Trainer(
+        accelerator=trainer_cfg.accelerator,
+        devices=1,
+        precision=trainer_cfg.precision,
+        deterministic=trainer_cfg.deterministic,
+        benchmark=trainer_cfg.benchmark,
+        inference_mode=trainer_cfg.inference_mode,
+        max_epochs=max(s.epochs for s in settings),
+        check_val_every_n_epoch=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=None if datamodule.has_rows("val") else 0,
+    )
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # the availability lines and tips, once per group: not the trials' own
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")  # by design
+            trainer.fit(module, datamodule=datamodule)
+    finally:
+        lightning_log.setLevel(level)
+    steps_per_epoch = len(trainer.train_dataloader) if trainer.train_dataloader is not None else 1
+    test_on = datamodule.options.test_on
+    test_rows = datamodule.rows(test_on) if datamodule.has_rows(test_on) else None
+    trained = []
+    for k, (model, history) in enumerate(zip(models, module.histories, strict=True)):
+        weight, bias, threshold = module.trial_state(k)
+        with torch.no_grad():
+            model.to(weight.dtype)
+            model.linear.weight.copy_(weight.cpu())
+            model.linear.bias.copy_(bias.cpu())
+            model.threshold.fill_(threshold)
+        metrics = {**history.last_train, **history.last_val}
+        if test_rows is not None and history.diverged_at is None:
+            metrics |= module.test_metrics(k, *test_rows, "test")
+        trained.append(TrainedTrial(model, datamodule, history, dict(sorted(metrics.items())), steps_per_epoch))
+    return trained
+
+
+# ------------------------------------------------------------------------------------------------ each trial's run
+
+
+def trial_checkpoint(
+    trial: TrainedTrial, epoch: int, step: int, state: tuple[torch.Tensor, float] | None = None
+) -> dict:
+    """The checkpoint of the trial's LogisticRegression (as eval.py, predict.py and export.py read one): weights,
+    hyperparameters, the data it trained on. It records no optimizer or loop state (the trial's run was the group's),
+    so resuming from it is refused (`trained_together`)."""
+    model = trial.model
+    state_dict = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    if state is not None:  # an earlier epoch's weights and threshold (the best one)
+        theta, threshold = state
+        n_features = model.options.n_features
+        state_dict["linear.weight"] = theta[:n_features].view(1, -1).cpu().to(state_dict["linear.weight"])
+        state_dict["linear.bias"] = theta[n_features:].cpu().to(state_dict["linear.bias"])
+        state_dict["threshold"] = torch.tensor(float(threshold)).to(state_dict["threshold"])
+    datamodule = trial.datamodule
+    return {
+        "epoch": epoch,
+        "global_step": step,
+        "pytorch-lightning_version": L.__version__,
+        "state_dict": state_dict,
+        "hparams_name": "kwargs",
+        "hyper_parameters": dict(model.hparams),
+        "datamodule_hparams_name": "kwargs",
+        "datamodule_hyper_parameters": dict(datamodule.hparams),
+        type(datamodule).__name__: datamodule.state_dict(),
+        "trained_together": True,
+    }
+
+
+def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
+    """Everything the trial's own run would have left in its folder, from its share of the group's run; returns its
+    final metrics. Raises TrainingDiverged, as its own run would have, for a trial that diverged."""
+    from logreg.checkpoints import AtomicCheckpointIO
+
+    history = trial.history
+    if history.diverged_at is not None:
+        lr = trial.model.options.optimizer.get("lr")
+        raise TrainingDiverged(
+            f"the loss or the weights became NaN or infinite during epoch {history.diverged_at}; the learning rate "
+            f"(lr={lr}, optimizer {trial.model.options.optimizer.get('name')}) is the likely cause, or features too "
+            f"large for float32: try a smaller lr, e.g. lr={(lr or 1) / 10:g}, or data.standardize=true. "
+            "Checkpoints of earlier epochs are kept."
+        )
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    logger = build_logger(cfg, run_dir, run_dir)
+    loggers = [logger] if logger else []
+    for logged in loggers:
+        for step, epoch, values in history.logs:
+            logged.log_metrics({**values, "epoch": epoch}, step=step)
+        test = {name: value for name, value in trial.metrics.items() if name.startswith("test/")}
+        if test:
+            step = trial.steps_per_epoch * cfg.trainer.max_epochs  # the steps of its own epochs: its test's step
+            logged.log_metrics({**test, "epoch": history.last_epoch + 1}, step=step)
+    _draw(cfg, trial, loggers)
+    checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback is None:
+            continue
+        if callback._target_ == "logreg.callbacks.LastCheckpoint":
+            path = Path(callback.dirpath) / f"{callback.filename}.ckpt"
+            checkpoint_io.save_checkpoint(trial_checkpoint(trial, history.last_epoch, history.updates), path)
+        elif callback._target_.endswith("ModelCheckpoint") and history.best is not None:
+            score, epoch, step, theta, threshold = history.best
+            saver = instantiate(callback)
+            name = saver.format_checkpoint_name({callback.monitor: torch.tensor(score), "epoch": epoch, "step": step})
+            checkpoint_io.save_checkpoint(trial_checkpoint(trial, epoch, step, (theta, threshold)), name)
+    metrics = trial.metrics
+    record_run(loggers, hyperparameters(cfg, trial.model, trial.datamodule), metrics)
+    report(metrics, run_dir, trial.model, trial.datamodule, "train", show=False)
+    return metrics
+
+
+def _draw(cfg: DictConfig, trial: TrainedTrial, loggers: list) -> None:
+    """The trial's TensorBoard images, as `logreg.plots.EvaluationPlots` draws them (where it is configured)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    callbacks = [c for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not any(c._target_ == "logreg.plots.EvaluationPlots" for c in callbacks):
+        return
+    writer = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+    from logreg.plots import EvaluationPlots
+
+    if writer is None or not EvaluationPlots().can_draw:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threshold = trial.model.decision_threshold()
+    steps = {"val": trial.history.updates, "test": trial.history.updates}
+    for stage, (probs, labels) in trial.history.outputs.items():
+        for kind, figure in EvaluationPlots.figures(plt, probs, labels, threshold).items():
+            writer.add_figure(f"{stage}/{kind}", figure, global_step=steps[stage])
+            plt.close(figure)
+
+
+def trial_task(trial: TrainedTrial, optimized_metric: str, line: Callable[[str], None]) -> Callable[[Any], float]:
+    """The task function Hydra's run_job calls for a trial trained in a group: it writes the trial's outputs, prints
+    one line, and returns the metric the sweeper optimizes."""
+
+    @one_line_errors
+    def task(cfg: DictConfig) -> float:
+        metrics = write_trial(cfg, trial)
+        hydra_cfg = HydraConfig.get()
+        shown = " ".join(
+            f"{name}={metrics[name]:.4f}" for name in dict.fromkeys([optimized_metric, "val/acc"]) if name in metrics
+        )
+        line(f"trial {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task) or '-'}): {shown}")
+        return metrics.get(optimized_metric, math.nan)
+
+    return task

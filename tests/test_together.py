@@ -1,0 +1,304 @@
+"""Trials trained together (hydra/launcher=together): each trial's numbers and files equal its configuration trained
+alone; the configs equal Hydra's compose; what cannot train together trains alone, and says why."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, scalars
+
+# Each trial of one group: every setting a group lets differ, mixed (and one shared pinned data.seed, so the seeds
+# change only the initial weights).
+MIXED_GRID = [
+    ["lr=0.5"],
+    ["lr=0.2", "model.optimizer.momentum=0.9", "model.optimizer.nesterov=true", "seed=2"],
+    ["lr=0.3", "model.optimizer.momentum=0.5", "model.optimizer.weight_decay=0.01", "epochs=3"],
+    ["optimizer=adam", "lr=0.05", "model.optimizer.betas=[0.8,0.99]", "model.optimizer.eps=1e-6", "seed=3"],
+    ["optimizer=adamw", "lr=0.02", "model.optimizer.weight_decay=0.1", "model.pos_weight=balanced"],
+    ["optimizer=adam", "lr=0.01", "model.pos_weight=2", "model.threshold=0.3", "model.optimizer.weight_decay=0.01"],
+    ["lr=1", "model.tune_threshold=f1", "epochs=4"],
+    ["optimizer=adamw", "lr=0.1", "model.tune_threshold=youden", "trainer.check_val_every_n_epoch=2"],
+]
+
+
+def shared(tiny_csv, precision, batch_size):
+    return [
+        "data=csv",
+        f"data.path={tiny_csv}",
+        "data.seed=1",
+        f"data.batch_size={batch_size}",
+        "data.batches_per_step=2",
+        f"trainer.precision={precision}",
+        "epochs=5",
+        "callbacks.last_checkpoint.every_seconds=0",
+    ]
+
+
+def allowed(value: float, tolerance: float) -> float:
+    """The tolerance for a metric: `tolerance`, or for a number that is a float32 (torchmetrics computes the Brier
+    score and the calibration error in float32, whatever the model's precision) two of float32's rounding steps."""
+    is_float32 = float(np.float32(value)) == value
+    return max(tolerance, 2**-22 * abs(value)) if is_float32 else tolerance
+
+
+def weights(checkpoint_path: Path) -> torch.Tensor:
+    state = torch.load(checkpoint_path, weights_only=True)["state_dict"]
+    return torch.cat([state["linear.weight"].flatten(), state["linear.bias"].flatten(), state["threshold"].view(1)])
+
+
+def coefficients(folder: Path) -> list[list[float]]:
+    rows = (folder / "coefficients.csv").read_text().splitlines()[1:]
+    return [[float(cell) for cell in row.split(",")[1:] if cell] for row in rows]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "batch_size", "tolerance"), [("32-true", "null", 1e-6), ("64-true", 16, 1e-10)])
+def test_every_trial_trained_together_equals_its_configuration_trained_alone(
+    compose, run, tiny_csv, tmp_path, precision, batch_size, tolerance
+):
+    from logreg.schema import check_config
+    from logreg.together_runs import group_key, train_group, write_trial
+
+    grid = [[*shared(tiny_csv, precision, batch_size), *trial] for trial in MIXED_GRID]
+    configs = []
+    for n, overrides in enumerate(grid):
+        cfg = compose(*overrides, run_dir=tmp_path / f"together_{n}")
+        check_config(cfg)
+        configs.append(cfg)
+    assert len({group_key(cfg) for cfg in configs}) == 1 and group_key(configs[0])[0] is not None  # one group
+
+    trained = train_group(configs)
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(compose(*overrides, run_dir=together), trained[n])
+        run(*overrides, run_dir=alone)
+
+        mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
+        assert sorted(mine) == sorted(theirs), overrides
+        differing = {
+            n: (mine[n], theirs[n]) for n in theirs if abs(mine[n] - theirs[n]) > allowed(theirs[n], tolerance)
+        }
+        assert not differing, overrides
+        close = {"atol": tolerance, "rtol": tolerance, "equal_nan": True}  # odds ratios: exp(coefficient)
+        torch.testing.assert_close(torch.tensor(coefficients(together)), torch.tensor(coefficients(alone)), **close)
+        for name in ("last.ckpt", *(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))):
+            difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
+            assert difference.abs().max() <= tolerance, (overrides, name)
+        mine_curves, their_curves = scalars(together), scalars(alone)
+        assert sorted(mine_curves) == sorted(their_curves), overrides
+        for tag, values in their_curves.items():
+            assert len(mine_curves[tag]) == len(values), tag
+            assert all(abs(a - b) <= allowed(b, tolerance) for a, b in zip(mine_curves[tag], values)), tag
+
+
+# A grid that mixes group choices (optimizer, trainer, experiment, hydra/launcher), values of keys that only some
+# choices have, lists, nulls and hydra.* keys: every job's config must be Hydra's own.
+COMPOSE_GRID = [
+    ["optimizer=adam", "lr=0.1", "model.pos_weight=2"],
+    ["optimizer=adam", "lr=0.01", "model.pos_weight=balanced"],
+    ["optimizer=sgd", "lr=1", "model.optimizer.momentum=0.9"],
+    ["optimizer=sgd", "lr=0.5", "model.optimizer.momentum=0"],
+    ["optimizer=adamw", "model.optimizer.betas=[0.8,0.9]", "data.batch_size=null"],
+    ["trainer.precision=64-true", "data.batch_size=32", "seed=3"],
+    ["trainer=ddp_cpu", "epochs=3", "hydra.job.chdir=false"],
+    ["experiment=lab05", "lr=0.2"],
+    ["scheduler=cosine", "model.scheduler.T_max=7", "callbacks=early_stopping"],
+]
+
+
+@pytest.fixture
+def config_loader():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+    GlobalHydra.instance().clear()
+
+
+def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_choices(config_loader):
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from logreg.sweep_compose import SweepComposer
+
+    master = config_loader.load_configuration("train", overrides=["hydra.sweep.dir=sweep"], run_mode=RunMode.MULTIRUN)
+    composer = SweepComposer(config_loader)
+    jobs = COMPOSE_GRID + [["lr=0.3", "seed=2"], ["lr=3", "seed=5"]] * 3
+    for overrides in jobs:
+        fast, hydra_own = composer.compose(master, overrides), config_loader.load_sweep_config(master, overrides)
+        assert OmegaConf.to_container(fast) == OmegaConf.to_container(hydra_own), overrides  # every key, hydra's too
+        assert OmegaConf.to_yaml(fast) == OmegaConf.to_yaml(hydra_own)  # in the same order
+        assert OmegaConf.get_type(fast.model) is OmegaConf.get_type(hydra_own.model)  # typed by the same schema
+    distinct = {
+        tuple(o for o in job if o.split("=")[0] in ("optimizer", "trainer", "experiment", "scheduler")) for job in jobs
+    }
+    assert composer.jobs == len(jobs) and composer.composed < len(jobs)
+    print(f"{composer.composed} composes for {len(jobs)} jobs ({len(distinct)} sets of group choices)")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (["optimizer=lbfgs"], "optimizer=lbfgs"),
+        (["scheduler=cosine"], "scheduler=cosine"),
+        (["callbacks=early_stopping"], "callbacks.early_stopping"),
+        (["cv.folds=3"], "cv.folds"),
+        (["trainer=ddp_cpu"], "several devices (DDP)"),
+        (["model.gradient=autograd"], "model.gradient=autograd"),
+        (["trainer.max_steps=5"], "trainer limits batches"),
+        (["debug=fast_dev_run"], "trainer limits batches"),
+        (["optimizer=adam", "model.optimizer.amsgrad=true"], "amsgrad or dampening"),
+        (["trainer.min_epochs=2"], "trainer.min_epochs"),
+        (["callbacks.plots.histograms=true"], "callbacks.plots.histograms"),
+    ],
+)
+def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose, overrides, reason):
+    from logreg.together_runs import group_key
+
+    assert group_key(compose(*overrides)) == (None, reason)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["lr=0.1"],
+        ["optimizer=adam", "model.optimizer.betas=[0.5,0.9]"],
+        ["optimizer=adamw"],
+        ["model.optimizer.momentum=0.9", "model.optimizer.nesterov=true", "model.optimizer.weight_decay=0.1"],
+        ["model.pos_weight=balanced", "model.threshold=0.3", "model.tune_threshold=f1"],
+        ["epochs=7", "trainer.check_val_every_n_epoch=7"],
+        ["seed=2", "data.seed=1"],
+    ],
+)
+def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, overrides):
+    from logreg.together_runs import group_key
+
+    base = group_key(compose())
+    assert base[0] is not None and group_key(compose(*overrides)) == base
+
+
+@pytest.mark.parametrize(
+    "overrides", [["seed=2"], ["data.batch_size=32"], ["trainer.precision=64-true"], ["threads=2"]]
+)
+def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose, overrides):
+    from logreg.together_runs import group_key
+
+    key = group_key(compose(*overrides))[0]
+    assert key is not None and key != group_key(compose())[0]
+
+
+@pytest.fixture(scope="module")
+def together_sweep(tmp_path_factory):
+    """`python train.py -m` on the tiny CSV: 4 trials train together (lr x optimizer), 2 cannot (L-BFGS)."""
+    import subprocess
+    import sys
+
+    from conftest import make_table, write_table
+
+    folder = tmp_path_factory.mktemp("together")
+    tiny = write_table(folder / "tiny.csv", *make_table())
+    command = [sys.executable, str(REPO / "train.py"), "-m", "data=csv", f"data.path={tiny}", "epochs=3"]
+    result = subprocess.run(
+        [*command, "lr=0.1,1", "optimizer=sgd,adam,lbfgs", f"hydra.sweep.dir={folder / 'sweep'}"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result
+
+
+@pytest.mark.slow
+def test_a_sweep_says_in_one_line_what_trained_together_and_why_the_rest_did_not(together_sweep):
+    _, result = together_sweep
+
+    assert "Sweep: 4 of 6 trials trained together, in 1 group; alone: 2 (optimizer=lbfgs)" in result.stdout
+    ended = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
+    assert len(ended) == 4 and all("val/loss=" in line for line in ended)  # one line per trial trained together
+
+
+@pytest.mark.slow
+def test_every_trial_is_a_whole_run_in_its_own_folder(together_sweep):
+    folder, _ = together_sweep
+
+    with (folder / "sweep" / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
+    for row in rows:
+        trial = Path(row["run_dir"])
+        for name in (
+            ".hydra/config.yaml",
+            ".hydra/overrides.yaml",
+            "metrics.json",
+            "coefficients.csv",
+            "inference.json",
+            "checkpoints/last.ckpt",
+        ):
+            assert (trial / name).is_file(), (trial, name)
+        curves = scalars(trial)
+        assert len(curves["train/loss"]) == 3 and len(curves["val/loss"]) == 3 and "test/loss" in curves
+
+
+@pytest.mark.slow
+def test_a_trial_trained_together_is_evaluated_predicted_exported_and_refuses_to_resume_in_one_line(together_sweep):
+    import subprocess
+    import sys
+
+    folder, _ = together_sweep
+    trial = next((folder / "sweep").glob("*optimizer=adam*"))
+    checkpoint = trial / "checkpoints" / "last.ckpt"
+    (folder / "new.csv").write_text("0.1,0.2,0.3\n-0.5,0.5,0.0\n")
+
+    def script(name, *arguments):
+        return subprocess.run(
+            [sys.executable, str(REPO / name), f"ckpt_path='{checkpoint}'", *arguments],  # quoted: the path has '='
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    evaluated = script("eval.py", "split=val")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    val_loss = json.loads((trial / "metrics.json").read_text())["val/loss"]
+    assert f"{val_loss:.6f}" in evaluated.stdout  # the same model, scored again on its validation rows
+    assert script("predict.py", "input=new.csv", "output=pred.csv").returncode == 0
+    assert len((folder / "pred.csv").read_text().splitlines()) == 3
+    assert script("export.py", "format=torchscript").returncode == 0
+    resumed = script("train.py", "data=csv", f"data.path={folder / 'tiny.csv'}", "epochs=5", "optimizer=adam")
+    assert resumed.returncode == 1
+    assert resumed.stderr.strip().splitlines() == [resumed.stderr.strip()] and "trained together" in resumed.stderr
+
+
+@pytest.mark.slow
+def test_the_basic_launcher_is_one_override_away_and_trains_each_trial_alone(tmp_path, tiny_csv):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "data=csv",
+            f"data.path={tiny_csv}",
+            "epochs=2",
+            "lr=0.1,1",
+            "hydra/launcher=basic",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained together" not in result.stdout and "Launching 2 jobs locally" in result.stdout + result.stderr
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
