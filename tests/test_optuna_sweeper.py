@@ -361,3 +361,13 @@ def test_optuna_dashboard_serves_a_sweeps_study_on_localhost(tmp_path):
     assert study["study_name"] == "logreg"
     lrs = sorted(float(t["params"][0]["param_external_value"]) for t in trials)
     assert lrs == [0.01, 0.1, 1.0] and {t["state"] for t in trials} == {"Complete"}
+
+
+def test_several_objectives_must_each_be_a_held_out_metric(compose, tiny_csv):
+    from logreg.errors import ConfigError
+    from logreg.schema import check_config
+
+    cfg = compose("data=csv", f"data.path={tiny_csv}", "optimized_metric=[val/loss,test/acc]")
+    with pytest.raises(ConfigError, match=r"^optimized_metric=.*test/acc.*: expected a held-out metric: val/loss"):
+        check_config(cfg, sweep=True)
+    check_config(compose("data=csv", f"data.path={tiny_csv}", "optimized_metric=[val/loss,val/auroc]"), sweep=True)
