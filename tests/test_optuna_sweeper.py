@@ -27,6 +27,13 @@ SAMPLERS = {
     "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
+PRUNERS = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+}
 GRID = ["hydra/sweeper/sampler=grid", "hydra.sweeper.params=null"]  # the space: the sweep's arguments alone
 LRS = ["lr=choice(0.01,0.1,1.0)"]
 
@@ -41,6 +48,8 @@ def score(params: dict) -> float:
 class ScoringLauncher:
     """A launcher that records each batch it is given and returns `score` of each job's overrides (`fail` names
     values of lr whose jobs fail; `interrupt_at` raises KeyboardInterrupt at that launch call)."""
+
+    runs_jobs_in_this_process = True  # as the basic launcher does: pruning needs no shared storage
 
     def __init__(self, fail=(), interrupt_at=None, objectives=1):
         self.batches, self.fail, self.interrupt_at, self.objectives = [], set(fail), interrupt_at, objectives
@@ -159,6 +168,15 @@ def test_each_sampler_by_name_is_seeded_and_proposes_the_same_trials_again(tmp_p
     assert sampler.func is SAMPLERS[name] if name == "grid" else isinstance(sampler, SAMPLERS[name])
     assert params_of(first.batches) == params_of(again.batches) and len(params_of(first.batches)) == 3
     assert len(set(params_of(first.batches))) == 3
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_each_pruner_by_name_is_optunas_and_a_sweep_runs_with_it(tmp_path, name):
+    overrides = [f"hydra/sweeper/pruner={name}", "trainer.check_val_every_n_epoch=1", "hydra.sweeper.n_trials=2"]
+    pruner = instantiate(compose_sweep(tmp_path, *overrides).hydra.sweeper).settings["pruner"]
+    launcher, _ = run_sweep(tmp_path, *overrides)
+
+    assert type(pruner) is PRUNERS[name] and len(params_of(launcher.batches)) == 2
 
 
 def test_tpe_models_the_parameters_jointly_and_lies_about_running_trials(tmp_path):
@@ -301,7 +319,7 @@ def test_a_sweep_that_cannot_work_is_refused_in_one_line_before_any_trial(tmp_pa
 
 def test_pruning_trials_in_other_processes_needs_a_shared_storage(tmp_path):
     class OtherProcesses(ScoringLauncher):
-        pass
+        runs_jobs_in_this_process = False
 
     overrides = ["hydra/sweeper/pruner=median", "trainer.check_val_every_n_epoch=1"]
     with pytest.raises(SystemExit, match="add hydra.sweeper.storage=sqlite:///logs/optuna.db"):
@@ -361,3 +379,13 @@ def test_optuna_dashboard_serves_a_sweeps_study_on_localhost(tmp_path):
     assert study["study_name"] == "logreg"
     lrs = sorted(float(t["params"][0]["param_external_value"]) for t in trials)
     assert lrs == [0.01, 0.1, 1.0] and {t["state"] for t in trials} == {"Complete"}
+
+
+def test_several_objectives_must_each_be_a_held_out_metric(compose, tiny_csv):
+    from logreg.errors import ConfigError
+    from logreg.schema import check_config
+
+    cfg = compose("data=csv", f"data.path={tiny_csv}", "optimized_metric=[val/loss,test/acc]")
+    with pytest.raises(ConfigError, match=r"^optimized_metric=.*test/acc.*: expected a held-out metric: val/loss"):
+        check_config(cfg, sweep=True)
+    check_config(compose("data=csv", f"data.path={tiny_csv}", "optimized_metric=[val/loss,val/auroc]"), sweep=True)

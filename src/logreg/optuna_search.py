@@ -227,10 +227,12 @@ def run_study(search: Search, launcher: Any, config: DictConfig, arguments: Sequ
         ]
         trials_in_this_process.update({trial.number: trial for trial in trials})
         told: set[int] = set()
+        failures: list[bool] = []
         try:
             returns = launcher.launch(overrides, initial_job_idx=job_idx)
-            failures = [tell(study, trial, result) for trial, result in zip(trials, returns)]
-            told = {trial.number for trial in trials}
+            for trial, result in zip(trials, returns):
+                failures.append(tell(study, trial, result))
+                told.add(trial.number)
         finally:
             for trial in trials:  # interrupted (Ctrl-C) mid-batch: its trials are not left running in the study
                 trials_in_this_process.pop(trial.number, None)

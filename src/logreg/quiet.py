@@ -29,6 +29,11 @@ UPSTREAM_WARNINGS = [
         "until 5.0), nothing a run can change",
     ),
     (
+        r"The ``noload`` loader strategy is deprecated",
+        DeprecationWarning,  # SQLAlchemy's SADeprecationWarning
+        "MLflow's database store (logger=mlflow) under SQLAlchemy 2.1, which the sweep extra no longer keeps below 2",
+    ),
+    (
         r"It is recommended to use `self\.log\(.*sync_dist=True\)` when logging on epoch level",
         UserWarning,
         "under DDP every value the model logs is already reduced over the processes (the train sums through the "
