@@ -77,8 +77,8 @@ def test_newton_reaches_scikit_learns_optimum_and_a_gradient_of_1e_8(run, tmp_pa
 
     expected = sklearn_fit(features, labels, pos_weight)
     np.testing.assert_allclose(coefficients(tmp_path), expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
-    if pos_weight == 1.0:  # the plain likelihood's gradient (inference.json) is the objective's
-        assert json.loads((tmp_path / "inference.json").read_text())["gradient_norm"] <= 1e-8
+    # inference.json's gradient is the fit's objective's (the weighted loss's with pos_weight), per raw unit
+    assert json.loads((tmp_path / "inference.json").read_text())["gradient_norm"] <= 1e-8
 
 
 def test_newton_that_hits_its_iteration_limit_says_so_in_one_line(run, tmp_path, capfd):
@@ -158,3 +158,4 @@ def test_newton_under_ddp_reaches_the_single_process_optimum(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
     np.testing.assert_allclose(coefficients(run_dir), sklearn_fit(features, labels), rtol=1e-6)
+    assert json.loads((run_dir / "inference.json").read_text())["gradient_norm"] <= 1e-8

@@ -481,10 +481,11 @@ def test_chosen_threshold_equals_a_brute_force_search(criterion, cost_ratio, cas
 
     threshold = choose_threshold(probs, labels, criterion, cost_ratio)
 
-    stored = torch.tensor(threshold, dtype=dtype)  # as the model's threshold buffer holds it
-    np.testing.assert_array_equal((probs >= stored).numpy(), expected_predicted)
-    if expected is not None:
-        assert threshold == expected
+    for stored_dtype in (torch.float32, torch.float64):  # as a model's threshold buffer holds it, in either precision
+        stored = torch.tensor(threshold, dtype=stored_dtype)
+        np.testing.assert_array_equal((probs.to(stored_dtype) >= stored).numpy(), expected_predicted)
+    if expected is not None:  # below the chosen probability, above the next lower one
+        assert threshold <= expected and not (probs[probs < expected] >= threshold).any()
 
 
 def test_thresholded_metrics_count_a_probability_equal_to_the_threshold_as_predicted_1():
@@ -503,13 +504,14 @@ def test_thresholded_metrics_count_a_probability_equal_to_the_threshold_as_predi
 
 def test_tuned_threshold_is_the_best_f1_cut_of_the_validation_rows_and_the_checkpoint_carries_it(tuned_run):
     ckpt_path = tuned_run / "checkpoints" / "last.ckpt"
-    expected, _ = brute_force_threshold(*probabilities(ckpt_path, "val"), "f1")
+    probs, _ = probabilities(ckpt_path, "val")
+    expected, expected_predicted = brute_force_threshold(probs, probabilities(ckpt_path, "val")[1], "f1")
 
     stored = read_checkpoint(ckpt_path)["state_dict"]["threshold"]
 
     assert expected is not None and expected != 0.5
-    assert stored.item() == expected
-    assert model_from_checkpoint(read_checkpoint(ckpt_path)).decision_threshold() == expected
+    np.testing.assert_array_equal(probs >= stored.item(), expected_predicted)
+    assert model_from_checkpoint(read_checkpoint(ckpt_path)).decision_threshold() == stored.item()
 
 
 def test_tuned_threshold_is_in_metrics_json_and_logged_as_the_threshold_scalar(tuned_run):
@@ -587,6 +589,34 @@ def test_exported_onnx_model_predicts_at_the_tuned_threshold(tuned_run, compose,
     probs, predictions = session.run(["probability", "prediction"], {"features": features})
     np.testing.assert_array_equal(predictions, probs >= threshold.numpy())
     assert (predictions != (probs >= 0.5)).any()
+
+
+def test_float64_runs_measure_and_tune_in_float64_and_the_threshold_splits_alike_in_float32(run, tmp_path):
+    features, labels = make_table(n_rows=2000, n_features=3, seed=6)
+    labels = np.where(np.random.default_rng(6).uniform(size=2000) < 0.25, 1 - labels, labels)  # overlapping classes
+    path = write_table(tmp_path / "table.csv", features, labels)
+    run("data=csv", f"data.path={path}", "epochs=3", "model.tune_threshold=f1", "trainer.precision=64-true", *QUICK)
+
+    ckpt_path = tmp_path / "checkpoints" / "last.ckpt"
+    model, datamodule = load(ckpt_path)
+    rows, val_labels = datamodule.rows("val")
+    state = read_checkpoint(ckpt_path)["state_dict"]  # float64 tensors: loaded into a float64 model, kept exact
+    threshold = state["threshold"]
+    assert threshold.dtype == torch.float64
+    with torch.no_grad():
+        model.double().load_state_dict(state)
+        probs64 = model(rows.double()).numpy()
+        probs32 = model.float()(rows.float()).numpy()
+    predicted64 = probs64 >= threshold.double().item()
+    predicted32 = probs32 >= threshold.float().numpy()
+
+    np.testing.assert_array_equal(predicted32, predicted64)
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["val/f1"] == pytest.approx(sk.f1_score(val_labels, predicted64), rel=1e-12)
+    assert metrics["val/loss"] == pytest.approx(sk.log_loss(val_labels, probs64), rel=1e-12)
+    assert metrics["val/brier"] == pytest.approx(sk.brier_score_loss(val_labels, probs64), rel=1e-12)
+    # torchmetrics accumulates AUROC's curve in float32: 7 digits
+    assert metrics["val/auroc"] == pytest.approx(sk.roc_auc_score(val_labels, probs64), rel=1e-6)
 
 
 def test_test_rows_never_influence_the_tuned_threshold(run, tmp_path):

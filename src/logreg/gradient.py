@@ -125,11 +125,11 @@ def bce_gradient_and_hessian(
         features: (B, F) rows as the weights see them; labels: (B,); weight: (F,); bias: ().
     """
     n_rows, n_features = features.shape
-    options = {"dtype": features.dtype, "device": features.device}
+    dtype, device = features.dtype, features.device
     sums = (
-        torch.zeros(n_features, n_features, **options),
-        torch.zeros(n_features, **options),
-        torch.zeros((), **options),
+        torch.zeros(n_features, n_features, dtype=dtype, device=device),
+        torch.zeros(n_features, dtype=dtype, device=device),
+        torch.zeros((), dtype=dtype, device=device),
     )
     loss_sum, correct = torch.zeros_like(bias), torch.zeros((), dtype=torch.int64, device=labels.device)
     grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
@@ -141,7 +141,7 @@ def bce_gradient_and_hessian(
         grad_weight += block[2]
         grad_bias += block[3]
     gram, column, total = sums
-    hessian = torch.empty(n_features + 1, n_features + 1, **options)
+    hessian = torch.empty(n_features + 1, n_features + 1, dtype=dtype, device=device)
     hessian[:n_features, :n_features], hessian[n_features, n_features] = gram, total
     hessian[:n_features, n_features], hessian[n_features, :n_features] = column, column
     return BatchGradient(loss_sum, correct, grad_weight / n_rows, grad_bias / n_rows), hessian / n_rows

@@ -294,7 +294,7 @@ def _marginal_effects(
     AME_j = theta_j m with m = mean_i p_i (1 - p_i), so d AME_j / d theta = m e_j + theta_j X~' (p (1-p) (1-2p)) / N,
     whose quadratic form in the covariance (F+1, F+1) is AME_j's variance."""
     n = len(logits)
-    probs = 1 / (1 + np.exp(-logits))  # (N,)
+    probs = np.exp(-np.logaddexp(0.0, -logits))  # (N,) sigmoid, without overflow
     variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))  # (N,) p (1 - p)
     mean_variance = float(variances.mean())
     slope = design.T @ (variances * (1 - 2 * probs)) / n  # (F+1,) d m / d theta

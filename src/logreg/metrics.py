@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import (
-    binary_accuracy,
-    binary_auroc,
-    binary_calibration_error,
-    binary_f1_score,
-    binary_precision,
-    binary_recall,
-)
+from torchmetrics.functional.classification import binary_auroc, binary_calibration_error, binary_stat_scores
 
 CALIBRATION_BINS = 15  # equal-width probability bins for the expected calibration error and the reliability diagram
 
@@ -31,16 +24,23 @@ def evaluation_metrics(logits: torch.Tensor, labels: torch.Tensor, threshold: fl
     # The predicted labels, made here as everywhere else (p >= threshold): torchmetrics thresholds probabilities with
     # p > threshold, which counts the rows at a tuned threshold (always one of the probabilities) as predicted 0.
     predicted = (probs >= threshold).long()
+    # The counts from torchmetrics, the ratios here in the logits' dtype (torchmetrics' own are float32 whatever the
+    # input: under 64-true they would round F1 and the rest to 7 digits); 0/0 counts as 0, as torchmetrics does.
+    tp, fp, tn, fn, _ = binary_stat_scores(predicted, targets, validate_args=False).to(logits.dtype)
     return {
         "loss": F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
-        "acc": binary_accuracy(predicted, targets, validate_args=False),
+        "acc": (tp + tn) / (tp + fp + tn + fn),
         "auroc": binary_auroc(probs, targets, validate_args=False),
-        "f1": binary_f1_score(predicted, targets, validate_args=False),
-        "precision": binary_precision(predicted, targets, validate_args=False),
-        "recall": binary_recall(predicted, targets, validate_args=False),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
         "brier": torch.mean((probs - labels.to(probs.dtype)) ** 2),
         "ece": binary_calibration_error(probs, targets, n_bins=CALIBRATION_BINS, validate_args=False),
     }
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    return numerator / denominator if denominator > 0 else torch.zeros_like(numerator)
 
 
 def choose_threshold(probs: torch.Tensor, labels: torch.Tensor, criterion: str, cost_ratio: float = 1.0) -> float:
@@ -53,6 +53,11 @@ def choose_threshold(probs: torch.Tensor, labels: torch.Tensor, criterion: str, 
 
     Among thresholds that tie, the largest (the fewest rows predicted 1). O(N log N): the counts at every candidate
     come from one sort; tests/test_statistics.py checks it against trying every candidate.
+
+    The threshold returned is not the chosen probability itself but the float32 number halfway between it and the
+    next lower probability (where one fits strictly between them in float32): the same rows are on each side
+    whether the model and its threshold run in float32 or in float64 (a checkpoint trained at 64-true, loaded in
+    float32), and a probability recomputed a few ulps off does not cross it.
     """
     probs, labels = probs.detach().double().flatten(), labels.detach().double().flatten()  # (N,), (N,)
     order = torch.argsort(probs, descending=True)
@@ -80,4 +85,10 @@ def choose_threshold(probs: torch.Tensor, labels: torch.Tensor, criterion: str, 
         raise ValueError(f"criterion={criterion!r}: expected f1, youden or cost")
     best = int(torch.argmax(torch.nan_to_num(score, nan=-torch.inf)))  # argmax takes the first: the largest threshold
     threshold = float(candidates[best])
+    if best > 0:  # a probability was chosen: move to the middle of the gap below it
+        lower = float(candidates[best + 1]) if best + 1 < len(candidates) else 0.0
+        middle = torch.tensor((threshold + lower) / 2, dtype=torch.float32)
+        lower32 = torch.tensor(lower, dtype=torch.float32)
+        if lower < float(middle) <= threshold and bool(lower32 < middle):
+            threshold = float(middle)
     return min(max(threshold, torch.finfo(torch.float32).tiny), 1.0)

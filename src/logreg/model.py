@@ -315,7 +315,17 @@ class LogisticRegression(L.LightningModule):
                 file=sys.stderr,
             )
 
+    def _match_metric_dtype(self) -> None:
+        """The held-out stages' logits in the weights' dtype: float64 under 64-true, where torchmetrics would keep
+        its states in float32 (a Metric ignores `.double()`), rounding every probability, metric and the threshold."""
+        for metric in (self.val_logits, self.val_labels, self.test_logits, self.test_labels):
+            metric.set_dtype(self.linear.weight.dtype)
+
+    def on_test_start(self) -> None:
+        self._match_metric_dtype()
+
     def on_validation_start(self) -> None:
+        self._match_metric_dtype()
         if self.trainer.state.fn == "fit":  # validation inside fit may write a checkpoint: only of finite weights
             self._check_finite()
 

@@ -36,7 +36,9 @@ class Newton(torch.optim.Optimizer):
     After each `step`, `self.result` holds `converged` (bool), `iterations` and `gradient_norm` (float).
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1.0, max_iter: int = 100, tolerance_grad=1e-8):
+    def __init__(
+        self, params: Iterable[torch.Tensor], lr: float = 1.0, max_iter: int = 100, tolerance_grad: float = 1e-8
+    ):
         super().__init__(params, {"lr": lr, "max_iter": max_iter, "tolerance_grad": tolerance_grad})
         self.result: dict[str, Any] = {"converged": False, "iterations": 0, "gradient_norm": float("nan")}
 

@@ -56,7 +56,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     datamodule = build_datamodule(cfg, **data_changes)
     inference = cfg.get("inference") or {}
     if inference.get("cluster"):  # its column is read now, so a missing one stops the run before training
-        datamodule.column(inference.cluster, "inference.cluster")
+        datamodule.column(inference["cluster"], "inference.cluster")
     model = build_model(cfg, datamodule)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
