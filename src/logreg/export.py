@@ -21,6 +21,7 @@ from logreg.checkpoints import model_from_checkpoint, read_checkpoint
 from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
 from logreg.outputs import write_output
+from logreg.quiet import quiet_third_parties
 
 
 class Predictor(nn.Module):
@@ -103,6 +104,7 @@ EXPORTERS = {  # format -> (writer, file suffix, what an earlier export of this 
 
 def export(cfg: DictConfig) -> Path:
     """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path."""
+    quiet_third_parties()
     write, suffix, same_kind = EXPORTERS[cfg.format]
     model = model_from_checkpoint(read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint), cfg.ckpt_path)
     output = Path(cfg.output or Path(cfg.ckpt_path).with_suffix(suffix))
