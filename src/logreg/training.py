@@ -36,11 +36,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     quiet_third_parties()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.accelerator={cfg.trainer.accelerator}, but this machine has no CUDA GPU "
-            "(torch.cuda.is_available() is False); use trainer=cpu, or trainer=ddp_cpu for several processes"
-        )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.cv.folds >= 2:
         return cross_validate(cfg, run_dir)
