@@ -181,7 +181,11 @@ def test_a_sweep_may_only_optimize_a_held_out_metric(compose, diabetes_dir, over
         ("predict", ["ckpt_path=x", "input=y", "threshold=1"], r"ckpt_path=x: expected an existing"),
         ("predict", ["input=y"], r"ckpt_path: a value is required"),
         ("export", ["ckpt_path=x", "format=tflite"], r"ckpt_path=x: expected an existing"),
-        ("export", ["ckpt_path=x", "+overwrite_all=true"], r"overwrite_all: no such key; ExportConfig has"),
+        (
+            "export",
+            ["ckpt_path=x", "+overwrite_all=true"],
+            r"overwrite_all: no such key; did you mean overwrite\? \(ExportConfig has",
+        ),
     ],
 )
 def test_the_other_entry_scripts_check_their_keys_too(compose, config_name, overrides, message):

@@ -486,6 +486,8 @@ class MLflowConfig:
     log_model: bool = False
 
     def problems(self) -> Problems:
+        if self.tracking_uri is None and self.save_dir is None:  # Lightning would store the runs in ./file:None
+            yield "tracking_uri", "a tracking URI or a local folder (null only with logger.save_dir=<a folder>)"
         if self.tracking_uri is not None and not tracking_uri_known(self.tracking_uri):
             yield (
                 "tracking_uri",
