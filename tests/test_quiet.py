@@ -36,14 +36,17 @@ def first_use(command: list[str], cwd) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs the mlflow extra")
-def test_the_first_mlflow_run_prints_no_third_party_lines(tiny_csv, tmp_path):
+@pytest.mark.parametrize("logger", sorted(path.stem for path in (REPO / "conf" / "logger").glob("*.yaml")))
+def test_the_first_run_with_each_offered_logger_prints_no_third_party_lines(tiny_csv, tmp_path, logger):
+    if logger == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        pytest.skip("needs the mlflow extra")
     result = first_use(
-        [str(REPO / "train.py"), "data=csv", f"data.path={tiny_csv}", "epochs=1", "logger=mlflow", *NO_BAR], tmp_path
+        [str(REPO / "train.py"), "data=csv", f"data.path={tiny_csv}", "epochs=1", f"logger={logger}", *NO_BAR], tmp_path
     )
 
     assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
-    assert (tmp_path / "logs" / "mlflow.db").is_file()  # it did create the database and the experiment
+    if logger == "mlflow":
+        assert (tmp_path / "logs" / "mlflow.db").is_file()  # it did create the database and the experiment
 
 
 @pytest.mark.slow
