@@ -322,3 +322,38 @@ def test_a_bug_in_a_background_thread_keeps_its_traceback():
     result = subprocess.run([sys.executable, "-c", THREAD_FAILS, "bug"], capture_output=True, text=True, timeout=60)
 
     assert "Traceback" in result.stderr and "KeyError: 'a bug'" in result.stderr
+
+
+# ------------------------------------------------------------------------------------ a run that fails is marked
+
+
+def failures_before_training(tmp_path, tiny_csv) -> dict[str, list[str]]:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("1,2,0\n3,abc,1\n")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    return {
+        "no such data file": ["data=csv", f"data.path={tmp_path / 'missing.csv'}"],
+        "a bad CSV": ["data=csv", f"data.path={broken}"],
+        "a refused resume": ["data=csv", f"data.path={tiny_csv}", f"ckpt_path={junk}"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failure", ["no such data file", "a bad CSV", "a refused resume"])
+def test_a_run_that_fails_before_training_keeps_its_folder_marked_failed_with_the_error(tiny_csv, tmp_path, failure):
+    run_dir = tmp_path / "run"
+    overrides = failures_before_training(tmp_path, tiny_csv)[failure]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 1 and result.stderr.startswith("error: "), result.stderr[-2000:]
+    line = result.stderr.strip()
+    claim = json.loads((run_dir / "run.json").read_text())
+    assert claim["status"] == "failed" and f"error: {claim['error']}" == line
+    assert line in (run_dir / "train.log").read_text().splitlines()[-1]

@@ -72,13 +72,14 @@ def test_logger_mlflow_without_mlflow_names_the_extra(run, tiny_csv, monkeypatch
         ("htp://host:5000", False),
         ("s3://bucket/mlruns", False),  # an artifact store, not a tracking store
         ("", False),
+        ("null", False),  # no store at all: Lightning would make one named None in the working directory
     ],
 )
 def test_logger_tracking_uri_is_checked_by_its_scheme_before_lightning_is_imported(compose, diabetes_dir, uri, known):
     from logreg.errors import ConfigError
     from logreg.schema import check_config
 
-    cfg = compose("logger=mlflow", f"logger.tracking_uri='{uri}'")
+    cfg = compose("logger=mlflow", f"logger.tracking_uri={uri}" if uri == "null" else f"logger.tracking_uri='{uri}'")
     if known:
         check_config(cfg)
     else:

@@ -1,6 +1,7 @@
 """Resuming: `python train.py ckpt_path=.../last.ckpt epochs=N` ends where an uninterrupted N-epoch run ends, and a run
 killed mid-way loses only the epoch it was in."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -150,3 +151,18 @@ def test_a_run_killed_mid_epoch_loses_only_that_epoch(run, tiny_csv, tmp_path, s
     run(*common, "epochs=8", run_dir=tmp_path / "whole")
 
     assert_same_training_state(tmp_path / "resumed/checkpoints/last.ckpt", tmp_path / "whole/checkpoints/last.ckpt")
+
+
+def test_resuming_says_which_checkpoint_and_the_epoch_it_continues_from(run, tiny_csv, tmp_path, capsys):
+    common = ("data=csv", f"data.path={tiny_csv}", "logger=csv", "~callbacks.plots")
+    run(*common, "epochs=3", run_dir=tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+
+    run(*common, "epochs=5", f"ckpt_path={ckpt}", run_dir=tmp_path / "resumed")
+
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Resuming")]
+    assert lines == [f"Resuming from {ckpt}: training continues at epoch 3 (of epochs 0-4)"]
+    with (tmp_path / "resumed" / "csv" / "metrics.csv").open() as file:
+        trained = sorted({int(row["epoch"]) for row in csv.DictReader(file) if row["train/loss"]})
+    assert trained == [3, 4]  # what the line said

@@ -3,6 +3,7 @@ naming the key, before Lightning is imported; and the schema stays in step with 
 
 import dataclasses
 import inspect
+import os
 import random
 import re
 import subprocess
@@ -97,7 +98,10 @@ REFUSED = [
     ("+trainer.bogus=1", r"trainer\.bogus: no such key; TrainerConfig has: "),
     ("+callbacks.x=1", r"callbacks\.x: expected a callback config with a _target_"),
     ("optimizer=adam model.optimizer.momentum=0.9", r"model\.optimizer\.momentum: no such key; AdamConfig has: "),
-    ("lrr=1", r"lrr: no such key; TrainConfig has: "),
+    ("lrr=1", r"lrr: no such key; did you mean lr\? \(TrainConfig has: "),
+    ("epoch=5", r"epoch: no such key; did you mean epochs\? \(TrainConfig has: "),
+    ("trainer.max_epoch=5", r"trainer\.max_epoch: no such key; did you mean trainer\.max_epochs\? "),
+    ("+data.val_fration=0.2", r"data\.val_fration: no such key; did you mean data\.val_fraction\? "),
     ("trainer.strategy=ddp_spawn", r"trainer\.strategy=ddp_spawn: expected ddp \(trainer=ddp or ddp_cpu\)"),
     ("trainer.strategy=ddp_notebook", r"trainer\.strategy=ddp_notebook: expected ddp "),
     ("trainer=ddp_cpu +trainer.strategy.start_method=spawn", r"trainer\.strategy=.*: expected ddp "),
@@ -179,7 +183,11 @@ def test_a_sweep_may_only_optimize_a_held_out_metric(compose, diabetes_dir, over
         ("predict", ["ckpt_path=x", "input=y", "threshold=1"], r"ckpt_path=x: expected an existing"),
         ("predict", ["input=y"], r"ckpt_path: a value is required"),
         ("export", ["ckpt_path=x", "format=tflite"], r"ckpt_path=x: expected an existing"),
-        ("export", ["ckpt_path=x", "+overwrite_all=true"], r"overwrite_all: no such key; ExportConfig has"),
+        (
+            "export",
+            ["ckpt_path=x", "+overwrite_all=true"],
+            r"overwrite_all: no such key; did you mean overwrite\? \(ExportConfig has",
+        ),
     ],
 )
 def test_the_other_entry_scripts_check_their_keys_too(compose, config_name, overrides, message):
@@ -408,3 +416,44 @@ def test_the_typed_options_of_a_module_are_its_constructors_arguments(options, t
 
 def _inherited(protocol) -> set:
     return {name for base in protocol.__mro__[1:] for name in getattr(base, "__annotations__", {})}
+
+
+SCHEMAS = [value for value in vars(schema).values() if dataclasses.is_dataclass(value) and isinstance(value, type)]
+
+
+def typos(name: str, rng: random.Random) -> list[str]:
+    """A letter dropped, doubled, and two neighbours swapped, at random places."""
+    i, j = rng.randrange(len(name)), rng.randrange(len(name) - 1)
+    return [name[:i] + name[i + 1 :], name[:i] + name[i] + name[i:], name[:j] + name[j + 1] + name[j] + name[j + 2 :]]
+
+
+@pytest.mark.parametrize("node", SCHEMAS, ids=[node.__name__ for node in SCHEMAS])
+def test_a_near_miss_of_a_key_suggests_the_key(node):
+    rng = random.Random(node.__name__)
+    names = [f.name for f in dataclasses.fields(node)]
+    for name in (n for n in names if len(n) >= 5 and not n.startswith("_")):
+        for typo in typos(name, rng):
+            if typo in names:
+                continue
+            message = schema.unknown_key(node, f"outer.{typo}")
+            assert message.startswith(f"outer.{typo}: no such key; did you mean outer.{name}? "), message
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_is_refused_before_lightning_is_imported(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "train.py"), "trainer=gpu"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},  # torch then sees no CUDA GPU, on any machine
+    )
+
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert result.returncode == 1 and lines == [
+        "error: trainer.accelerator=gpu, but this machine has no CUDA GPU (torch.cuda.is_available() is False); "
+        "use trainer=cpu, or trainer=ddp_cpu for several processes"
+    ], result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "lightning" not in imported
+    assert not list(tmp_path.iterdir())  # no run folder claimed

@@ -138,7 +138,8 @@ def exit_on(error: UserError) -> NoReturn:
 
 def one_line_errors(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Decorate an entry script's task function (under `@hydra.main`): in a single run, a user error ends the process
-    with `error: <one line>` and exit status 1 (before Hydra would print its own report of the failed job). In a sweep
+    with `error: <one line>` and exit status 1 (before Hydra would print its own report of the failed job); the run
+    folder it claimed is kept, marked failed with that line (`outputs.record_failure`). In a sweep
     every error is written to the trial's folder (error.txt, for the sweep summary) and propagates, so the launcher
     records the trial as failed and the sweep goes on."""
 
@@ -157,6 +158,9 @@ def one_line_errors(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
                 with open(os.path.join(hydra_cfg.runtime.output_dir, "error.txt"), "w") as file:
                     file.write(f"{type(shown).__name__}: {one_line(shown)}\n")
                 raise
+            from logreg.outputs import record_failure
+
+            record_failure(hydra_cfg.runtime.output_dir, one_line(user_error or f"{type(error).__name__}: {error}"))
             if user_error is None:
                 raise
             exit_on(user_error)

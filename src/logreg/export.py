@@ -25,6 +25,7 @@ from logreg.encoding import Encoding
 from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
 from logreg.outputs import check_output, write_output, write_text
+from logreg.quiet import quiet_third_parties
 
 
 class Predictor(nn.Module):
@@ -136,6 +137,7 @@ def encoding_json(encoding: Encoding, raw_columns: list[str]) -> str:
 def export(cfg: DictConfig) -> Path:
     """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path. A model
     trained on encoded columns (categories, imputed values) gets its encoding beside it, as JSON."""
+    quiet_third_parties()
     write, suffix, same_kind = EXPORTERS[cfg.format]
     checkpoint = read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)

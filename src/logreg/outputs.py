@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sys
 import time
@@ -106,6 +107,28 @@ class ClaimRunFolder(Callback):
                 wait_for_claim(folder)
         except Exception as error:  # raised, Hydra would only warn and write into the folder anyway
             exit_on(as_user_error(error) or OutputError(f"{folder}: could not claim the run folder: {error!r}"))
+
+
+def record_failure(folder: str | os.PathLike, message: str) -> None:
+    """A run that failed keeps its folder, with the reason: `run.json` gets `"status": "failed"` and the error line,
+    and the run's log file (train.log) the same line. Only in a folder this process claimed; a failure to record
+    (a full disk) leaves the console line as the record."""
+    claim = Path(folder) / CLAIM
+    try:
+        record = json.loads(claim.read_text()) if claim.is_file() else {}
+        if record.get("pid") != os.getpid():  # not a folder this process claimed (predict.py, a DDP worker, a trial)
+            return
+        record |= {"status": "failed", "error": message, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        partial = claim.with_name(f".{CLAIM}.{os.getpid()}.part")
+        partial.write_text(json.dumps(record) + "\n")
+        os.replace(partial, claim)
+    except (OSError, ValueError):
+        return
+    line = logging.LogRecord("logreg", logging.ERROR, __file__, 0, f"error: {message}", None, None)
+    for handler in logging.getLogger().handlers:  # the run's log file; the console has the line already
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(line)
+            handler.flush()
 
 
 # ------------------------------------------------------------------------------------------------- single files

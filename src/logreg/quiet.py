@@ -7,6 +7,8 @@ only, not the console; named upstream warnings are filtered, each for a stated r
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import warnings
 
@@ -47,6 +49,30 @@ UPSTREAM_WARNINGS = [
 ]
 
 
+# (logger, message regex, why the line is not the user's concern): dropped from that logger, console and log file
+UPSTREAM_LOG_LINES = [
+    (
+        "torch.onnx._internal.exporter._registration",
+        r"torchvision is not installed",
+        "torch's ONNX exporter registers torchvision's operators where torchvision is installed; this model uses none",
+    ),
+    (
+        "lightning.pytorch.loggers.mlflow",
+        r"Experiment with name .* not found\. Creating it",
+        "the first run of an experiment creates it: that is what logger=mlflow is for",
+    ),
+]
+
+
+class _DropLines(logging.Filter):
+    def __init__(self, pattern: str):
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
 def quiet_third_parties() -> None:
     """Send Lightning's console INFO lines to the log file only, and filter the upstream warnings listed above."""
     # Lightning's own console handlers, at INFO: on "lightning", and, when Lightning is imported before any logging
@@ -57,5 +83,10 @@ def quiet_third_parties() -> None:
                 handler.setLevel(logging.WARNING)
     for name in ("alembic", "mlflow"):  # database set-up lines of optuna's and MLflow's stores
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its logger's level when it is imported
+    for name, message, _reason in UPSTREAM_LOG_LINES:
+        upstream = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) and f.pattern.pattern == message for f in upstream.filters):
+            upstream.addFilter(_DropLines(message))
     for message, category, _reason in UPSTREAM_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)

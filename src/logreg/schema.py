@@ -5,7 +5,7 @@ conf/ extend them (`defaults: [/schema/<group>/<name>@_here_]`), so Hydra refuse
 composes, naming the key. What a type cannot say (ranges, choices, keys that must agree) each class says in
 `problems()`, and `check_config` walks the composed config, refuses keys no schema knows, and stops at the first
 problem with a `ConfigError` naming the key, the value and what was expected. This module imports no torch and no
-Lightning: a mistake is reported in well under a second.
+Lightning (logreg.devices imports torch for a config that asks for a GPU): a mistake is reported in well under a second.
 
 Importing this module registers the schemas in Hydra's ConfigStore and the resolvers the configs use.
 """
@@ -13,6 +13,7 @@ Importing this module registers the schemas in Hydra's ConfigStore and the resol
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import math
 import os
@@ -28,6 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
 from logreg.confine import check_confined
+from logreg.devices import check_devices
 from logreg.errors import ConfigError, exit_on
 
 Problems = Iterator[tuple[str, str]]  # (key relative to the node, what was expected)
@@ -527,6 +529,8 @@ class MLflowConfig:
     log_model: bool = False  # checkpoints stay in the run folder
 
     def problems(self) -> Problems:
+        if self.tracking_uri is None and self.save_dir is None:  # Lightning would store the runs in ./file:None
+            yield "tracking_uri", "a tracking URI or a local folder (null only with logger.save_dir=<a folder>)"
         if self.tracking_uri is not None and not tracking_uri_known(self.tracking_uri):
             yield (
                 "tracking_uri",
@@ -871,6 +875,9 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> None:
     run_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None) if hydra_cfg else None
     if run_dir:  # every path a logger, callback or the trainer writes: inside the run folder
         check_confined(as_dict(task, resolve=True), run_dir)
+    trainer = getattr(typed, "trainer", None)
+    if isinstance(trainer, TrainerConfig):  # the devices it asks for (torch is imported only for a GPU)
+        check_devices(trainer)
     if sweep and isinstance(typed, TrainConfig):
         _raise_first(typed, typed.sweep_problems(), "")
 
@@ -916,6 +923,9 @@ def unknown_key(schema: type, key: str) -> str:
         if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             if name in {f.name for f in dataclasses.fields(inner)}:
                 return f"{key}: no such key; did you mean {key[: -len(name)]}{outer.name}.{name}? ({listed})"
+    near = difflib.get_close_matches(name, [f.name for f in fields], n=1, cutoff=0.75)  # a typo: epoch, lrr, sed
+    if near:
+        return f"{key}: no such key; did you mean {key[: -len(name)]}{near[0]}? ({listed})"
     return f"{key}: no such key; {listed}"
 
 

@@ -37,11 +37,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     quiet_third_parties()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.accelerator={cfg.trainer.accelerator}, but this machine has no CUDA GPU "
-            "(torch.cuda.is_available() is False); use trainer=cpu, or trainer=ddp_cpu for several processes"
-        )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.cv.folds >= 2:
         return cross_validate(cfg, run_dir)
@@ -61,7 +56,10 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
     if cfg.ckpt_path:  # read once, here; Lightning's own load gets the same dict from checkpoint_io
-        check_resume(checkpoint_io.read(cfg.ckpt_path), cfg.ckpt_path, model)
+        checkpoint = checkpoint_io.read(cfg.ckpt_path)
+        check_resume(checkpoint, cfg.ckpt_path, model)
+        if process_rank() == 0:
+            print(resuming_line(checkpoint, cfg.ckpt_path, cfg.trainer.max_epochs))
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
     # Trainer.fast_dev_run is set outside the class (trainer/setup.py), so Lightning's types do not declare it
@@ -274,6 +272,16 @@ def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None
                 f"ckpt_path={path}: it was trained with model.{part}.{key}={then}, this run sets {this}; resuming "
                 f"restores the {part}'s state, so resume with the settings it was trained with (or start a new run)"
             )
+
+
+def resuming_line(checkpoint: dict, path: str, max_epochs: int) -> str:
+    """The line a resumed run prints: the checkpoint, and the epoch (counted from 0, as the progress bar counts) that
+    training continues from: Lightning goes on after the last epoch the checkpoint's loop had processed."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    next_epoch = int(progress.get("processed", checkpoint.get("epoch", -1) + 1))
+    if next_epoch >= max_epochs:
+        return f"Resuming from {path}: it has trained all {max_epochs} epochs already; raise epochs= to train on"
+    return f"Resuming from {path}: training continues at epoch {next_epoch} (of epochs 0-{max_epochs - 1})"
 
 
 # --------------------------------------------------------------------------------------------------- reporting
