@@ -188,6 +188,7 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         monitor_mode=metric_mode(first.monitor),
     )
     trainer_cfg = first.trainer
+    logging.disable(logging.INFO)  # Lightning's availability lines and tips, once per group: not any trial's own
     trainer = L.Trainer(
         accelerator=trainer_cfg.accelerator,
         devices=1,
@@ -204,15 +205,12 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         enable_model_summary=False,
         limit_val_batches=None if datamodule.has_rows("val") else 0,
     )
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # the availability lines and tips, once per group: not the trials' own
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")  # by design
             trainer.fit(module, datamodule=datamodule)
     finally:
-        lightning_log.setLevel(level)
+        logging.disable(logging.NOTSET)
     steps_per_epoch = len(trainer.train_dataloader) if trainer.train_dataloader is not None else 1
     test_on = datamodule.options.test_on
     test_rows = datamodule.rows(test_on) if datamodule.has_rows(test_on) else None
