@@ -7,6 +7,7 @@ did not.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -94,6 +95,8 @@ def launch(
     jobs = []
     for offset, overrides in enumerate(job_overrides):
         cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        if any(cfg is job for job in jobs):  # a job repeated in the batch: its own config, not a shared one
+            cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
             cfg.hydra.job.id = initial_job_idx + offset
             cfg.hydra.job.num = initial_job_idx + offset

@@ -68,15 +68,14 @@ def _shared(node: Any) -> Any:
     config, and resolvable only inside the trial's job)."""
     if not isinstance(node, DictConfig):
         return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    raw = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(raw, dict)
     values = {}
-    for key in node:
-        raw = OmegaConf.to_container(node, resolve=False)[key]  # type: ignore[index]
-        if isinstance(raw, str) and "${hydra:" in raw:
-            values[str(key)] = raw
-        elif isinstance(node[key], DictConfig) or OmegaConf.is_config(node[key]):
-            values[str(key)] = _shared(node[key])
+    for key, value in raw.items():
+        if isinstance(value, str) and "${hydra:" in value:
+            values[str(key)] = value
         else:
-            values[str(key)] = node[key]
+            values[str(key)] = _shared(node[key])
     return values
 
 
@@ -188,8 +187,7 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         monitor_mode=metric_mode(first.monitor),
     )
     trainer_cfg = first.trainer
-    logging.disable(logging.INFO)  # Lightning's availability lines and tips, once per group: not any trial's own
-    trainer = L.Trainer(
+    trainer_options = dict(
         accelerator=trainer_cfg.accelerator,
         devices=1,
         precision=trainer_cfg.precision,
@@ -205,7 +203,9 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         enable_model_summary=False,
         limit_val_batches=None if datamodule.has_rows("val") else 0,
     )
+    logging.disable(logging.INFO)  # Lightning's availability lines and tips, once per group: not any trial's own
     try:
+        trainer = L.Trainer(**trainer_options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")  # by design
             trainer.fit(module, datamodule=datamodule)
