@@ -92,7 +92,7 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    jobs = []
+    jobs: list[DictConfig] = []
     for offset, overrides in enumerate(job_overrides):
         cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
         if any(cfg is job for job in jobs):  # a job repeated in the batch: its own config, not a shared one
