@@ -273,7 +273,7 @@ def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
             f"the loss or the weights became NaN or infinite during epoch {history.diverged_at}; the learning rate "
             f"(lr={lr}, optimizer {trial.model.options.optimizer.get('name')}) is the likely cause, or features too "
             f"large for float32: try a smaller lr, e.g. lr={(lr or 1) / 10:g}, or data.standardize=true. "
-            "Checkpoints of earlier epochs are kept."
+            "It trained together with other trials, so no checkpoint of an earlier epoch was kept"
         )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     logger = build_logger(cfg, run_dir, run_dir)
