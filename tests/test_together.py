@@ -2,6 +2,7 @@
 alone; the configs equal Hydra's compose; what cannot train together trains alone, and says why."""
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def shared(tiny_csv, precision, batch_size):
         "epochs=5",
         "callbacks.last_checkpoint.every_seconds=0",
     ]
+
+
+has_matplotlib = importlib.util.find_spec("matplotlib") is not None
 
 
 def allowed(value: float, tolerance: float) -> float:
@@ -88,6 +92,11 @@ def test_every_trial_trained_together_equals_its_configuration_trained_alone(
         for name in ("last.ckpt", *(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))):
             difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
             assert difference.abs().max() <= tolerance, (overrides, name)
+        images = [
+            {tag: [e.step for e in entries] for tag, entries in event_entries(f, "images").items()}
+            for f in (together, alone)
+        ]
+        assert images[0] == images[1] and (images[1] or not has_matplotlib), overrides  # the same images, steps
         mine_curves, their_curves = event_entries(together, "scalars"), event_entries(alone, "scalars")
         assert sorted(mine_curves) == sorted(their_curves), overrides
         for tag, entries in their_curves.items():
