@@ -138,7 +138,8 @@ def test_a_run_killed_mid_epoch_loses_only_that_epoch(run, tiny_csv, tmp_path, s
             ],
         ),
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO / "tests")},  # where SignalMidEpoch is
+        # where SignalMidEpoch is, before the path this test runs with (the checkout's sources, where they are first)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])},
         capture_output=True,
         text=True,
         timeout=120,

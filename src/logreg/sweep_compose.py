@@ -36,6 +36,7 @@ class SweepComposer:
         self.parser = OverridesParser.create()
         self._groups: dict[str, bool] = {}
         self._bases: dict[tuple, DictConfig] = {}
+        self._last: dict[tuple, DictConfig] = {}  # a job composed once, for the one next request of it
         self.composed = 0
         self.jobs = 0
 
@@ -53,6 +54,17 @@ class SweepComposer:
         )
 
     def compose(self, master: DictConfig, overrides: list[str]) -> DictConfig:
+        """The job's config. A job asked for twice in a row (the basic sweeper checks each job of a batch, then the
+        launcher composes it) is composed once: the second request gets the first one's config (the sweeper drops
+        it), any later one a new compose."""
+        request = (id(master), tuple(overrides))
+        if request in self._last:
+            return self._last.pop(request)
+        cfg = self._compose(master, overrides)
+        self._last[request] = cfg
+        return cfg
+
+    def _compose(self, master: DictConfig, overrides: list[str]) -> DictConfig:
         self.jobs += 1
         parsed = self.parser.parse_overrides(list(overrides))
         values = [o for o in parsed if self._is_value(o)]

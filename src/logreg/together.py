@@ -261,8 +261,8 @@ class TogetherModule(L.LightningModule):
             history.logs.append((step, epoch, dict(history.last_train)))
 
     def _log_step(self) -> int:
-        """The step Lightning logs an epoch's metrics at: the Lightning steps so far, less one."""
-        return self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1
+        """The step Lightning logs an epoch's metrics at (training and validation): its last Lightning step's."""
+        return (self.current_epoch + 1) * int(self.trainer.num_training_batches) - 1
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
         self._val.append(batch)

@@ -7,6 +7,7 @@ did not.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.types import HydraContext
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, open_dict, read_write
 
 from logreg.errors import find_user_error
 from logreg.schema import check_config
@@ -25,15 +26,15 @@ from logreg.schema import check_config
 
 @contextmanager
 def as_job(cfg: DictConfig) -> Iterator[DictConfig]:
-    """Within: Hydra's config is this job's, with the output folder it will have (so `${hydra:...}` resolves)."""
-    early = cfg.copy()
-    with open_dict(early):
-        early.hydra.runtime.output_dir = os.path.abspath(os.path.join(early.hydra.sweep.dir, early.hydra.sweep.subdir))
+    """Within: Hydra's config is this job's, with the output folder it will have (so `${hydra:...}` resolves); run_job
+    sets the same folder again. No copy: a config copy costs milliseconds, and a sweep makes many."""
+    with read_write(cfg.hydra), open_dict(cfg.hydra):  # Hydra's set_config leaves the node read-only
+        cfg.hydra.runtime.output_dir = os.path.abspath(os.path.join(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir))
     instance = HydraConfig.instance()
     before = instance.cfg
-    instance.set_config(early)
+    instance.set_config(cfg)
     try:
-        yield early
+        yield cfg
     finally:
         instance.cfg = before
 
@@ -91,9 +92,11 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    jobs = []
+    jobs: list[DictConfig] = []
     for offset, overrides in enumerate(job_overrides):
         cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        if any(cfg is job for job in jobs):  # a job repeated in the batch: its own config, not a shared one
+            cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
             cfg.hydra.job.id = initial_job_idx + offset
             cfg.hydra.job.num = initial_job_idx + offset
@@ -107,12 +110,8 @@ def launch(
 
         for members in groups:
             with as_job(jobs[members[0]]):
-                member_configs = []
-                for position in members:
-                    with as_job(jobs[position]) as early:
-                        member_configs.append(_task_config(early))
                 try:
-                    results = train_group(member_configs)
+                    results = train_group([jobs[position] for position in members])
                 except Exception as error:  # a user error (the data, say): each job meets it again, alone
                     if find_user_error(error) is None:
                         raise
@@ -134,11 +133,3 @@ def launch(
         )
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return runs
-
-
-def _task_config(early: DictConfig) -> DictConfig:
-    """The task's part of a job's config (what train.py's task receives), its values resolved where they can be now."""
-    task = early.copy()
-    with open_dict(task):
-        del task["hydra"]
-    return task

@@ -68,15 +68,14 @@ def _shared(node: Any) -> Any:
     config, and resolvable only inside the trial's job)."""
     if not isinstance(node, DictConfig):
         return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    raw = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(raw, dict)
     values = {}
-    for key in node:
-        raw = OmegaConf.to_container(node, resolve=False)[key]  # type: ignore[index]
-        if isinstance(raw, str) and "${hydra:" in raw:
-            values[str(key)] = raw
-        elif isinstance(node[key], DictConfig) or OmegaConf.is_config(node[key]):
-            values[str(key)] = _shared(node[key])
+    for key, value in raw.items():
+        if isinstance(value, str) and "${hydra:" in value:
+            values[str(key)] = value
         else:
-            values[str(key)] = node[key]
+            values[str(key)] = _shared(node[key])
     return values
 
 
@@ -188,7 +187,7 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         monitor_mode=metric_mode(first.monitor),
     )
     trainer_cfg = first.trainer
-    trainer = L.Trainer(
+    trainer_options = dict(
         accelerator=trainer_cfg.accelerator,
         devices=1,
         precision=trainer_cfg.precision,
@@ -204,15 +203,14 @@ def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
         enable_model_summary=False,
         limit_val_batches=None if datamodule.has_rows("val") else 0,
     )
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # the availability lines and tips, once per group: not the trials' own
+    logging.disable(logging.INFO)  # Lightning's availability lines and tips, once per group: not any trial's own
     try:
+        trainer = L.Trainer(**trainer_options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")  # by design
             trainer.fit(module, datamodule=datamodule)
     finally:
-        lightning_log.setLevel(level)
+        logging.disable(logging.NOTSET)
     steps_per_epoch = len(trainer.train_dataloader) if trainer.train_dataloader is not None else 1
     test_on = datamodule.options.test_on
     test_rows = datamodule.rows(test_on) if datamodule.has_rows(test_on) else None
@@ -275,7 +273,7 @@ def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
             f"the loss or the weights became NaN or infinite during epoch {history.diverged_at}; the learning rate "
             f"(lr={lr}, optimizer {trial.model.options.optimizer.get('name')}) is the likely cause, or features too "
             f"large for float32: try a smaller lr, e.g. lr={(lr or 1) / 10:g}, or data.standardize=true. "
-            "Checkpoints of earlier epochs are kept."
+            "It trained together with other trials, so no checkpoint of an earlier epoch was kept"
         )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     logger = build_logger(cfg, run_dir, run_dir)
