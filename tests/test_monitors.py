@@ -35,6 +35,7 @@ NOT_LOGGED = [
     ("", "test/loss"),  # logged after fitting only
     ("", "train/auroc"),
     ("data.val_fraction=0 monitor=train/loss", "val/loss"),  # no validation rows
+    ("trainer.limit_val_batches=0 monitor=train/loss", "val/loss"),  # validation switched off
 ]
 
 
@@ -50,7 +51,7 @@ def test_every_monitor_key_naming_a_metric_the_run_does_not_log_is_refused(compo
     for key in monitor_keys(compose):
         overrides = [*WATCHING.split(), *others.split(), f"{key}={metric}"]
         if key != "monitor":  # the others follow `monitor` by default: keep it valid, so the key itself is named
-            overrides.append("monitor=train/loss" if "val_fraction=0" in others else "monitor=val/loss")
+            overrides.append("monitor=train/loss" if "monitor=train/loss" in others else "monitor=val/loss")
         message = refusal(compose, *overrides)
 
         assert message is not None and message.startswith(f"{key}={metric}: expected a metric logged while fitting")

@@ -248,6 +248,7 @@ class TabularDataModule(L.LightningDataModule):
         if name in self.feature_names:
             return np.asarray(self.table.features[:, self.feature_names.index(name)])
         raise ConfigError(f"{key}={name}: no such column; the features are {', '.join(self.feature_names)}")
+
     def data_report(self) -> list[dict[str, Any]]:
         """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
         with it (`logreg.data_report`)."""

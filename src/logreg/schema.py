@@ -731,8 +731,11 @@ def _field(node: Any, name: str) -> Any:
 def train_metrics(cfg: TrainConfig | DictConfig) -> dict[str, list[str]]:
     """The metrics a training run logs (`run_metrics`): validation ones where there are validation rows, and so on."""
     data, folds = cfg.data, cfg.cv.folds
+    validates = cfg.trainer.limit_val_batches != 0  # limit_val_batches=0: Lightning skips validation altogether
     return run_metrics(
-        val=data.val_fraction > 0 or folds >= 2, test=data.test_fraction > 0 or data.test_on != "test", cv=folds >= 2
+        val=validates and (data.val_fraction > 0 or folds >= 2),
+        test=data.test_fraction > 0 or data.test_on != "test",
+        cv=folds >= 2,
     )
 
 
