@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from logreg.csvfile import column_index, read_numbers
+from logreg.csvfile import index_of
 from logreg.data_report import column_report
 from logreg.encoding import Encoding
 from logreg.errors import ConfigError, DataError
@@ -411,11 +411,14 @@ class CSVDataModule(TabularDataModule):
 
     def column(self, name: str, key: str) -> np.ndarray:
         """The values (N,) of the file's column `name` (a header name, or a number counting from 1), whether it is
-        a feature or not, in the table's row order."""
-        options = self.options
-        numbers = read_numbers(self.local_file(), options.header, options.encoding)
+        a feature or not (an excluded ID column too), as read: numbers, or the codes of a text column; in the table's
+        row order."""
+        self.load()
+        source = self._raw.source
+        assert source is not None, "a table read from a file keeps what was read"
         column: int | str = int(name) if name.lstrip("-").isdigit() else name
-        return np.ascontiguousarray(numbers.values[:, column_index(numbers, column, key)])
+        index = index_of(source.names, source.has_header, source.path, column, key)
+        return np.ascontiguousarray(source.values[:, index])
 
     def read(self) -> Table:
         options = self.options
