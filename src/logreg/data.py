@@ -204,6 +204,7 @@ class TabularDataModule(L.LightningDataModule):
                 "columns": list(table.source.names),
                 "header": table.source.has_header,
                 "raw_positions": list(table.source_columns),
+                "label": None if table.label_column is None else table.source.names[table.label_column],
             }
         if process_rank() == 0:
             for note in encoding.notes():
