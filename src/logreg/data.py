@@ -391,6 +391,11 @@ class CSVDataModule(TabularDataModule):
     ):
         arguments = {key: value for key, value in locals().items() if key in CSVDataConfig.__dataclass_fields__}
         check_arguments(CSVDataConfig, arguments, "data.")
+        # plain lists (not Hydra's ListConfig): save_hyperparameters reads these locals, and checkpoints keep plain
+        # values, which torch's weights_only loader reads
+        features = None if features is None else list(features)
+        exclude = None if exclude is None else list(exclude)
+        categorical = None if categorical is None else list(categorical)
         super().__init__(**split_options)
         self._local_file: Path | None = None  # fetched and verified once per process
 
