@@ -243,11 +243,8 @@ def read_feature_rows(
     spec = spec or {}
     raw = list(spec.get("raw_features") or feature_names)  # the model's columns as read
     model_encoding = Encoding.from_dict(spec["encoding"]) if spec.get("encoding") else None
-    categorical = (
-        {k for k, column in enumerate(model_encoding.columns) if column.categories is not None}
-        if (model_encoding)
-        else set()
-    )
+    encoded = model_encoding.columns if model_encoding else []
+    categorical = {k for k, column in enumerate(encoded) if column.categories is not None}  # read as text
     source = spec.get("columns")  # every column of the training file, in order (new checkpoints)
     positions = list(spec.get("raw_positions") or [])
     chosen: list[list[int]] = []
