@@ -177,3 +177,15 @@ def test_a_header_for_a_model_trained_without_one_is_refused(tmp_path):
 
     with pytest.raises(DataError, match="trained on a file without one"):
         read_feature_rows(given, spec["feature_names"], spec=spec)
+
+
+def test_a_run_with_columns_by_name_keeps_a_checkpoint_of_plain_values(run, source, tmp_path):
+    from logreg.checkpoints import read_checkpoint
+
+    path, _ = source
+    run("data=csv", f"data.path={path}", "data.features=[f3,f1]", "data.exclude=[id]", "epochs=1", "logger=none")
+
+    checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")  # torch's weights_only loader
+
+    options = checkpoint["datamodule_hyper_parameters"]
+    assert options["features"] == ["f3", "f1"] and type(options["features"]) is list and options["exclude"] == ["id"]

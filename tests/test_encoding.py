@@ -325,3 +325,30 @@ def test_eval_encodes_other_data_as_the_model_was_trained(fitted, tmp_path):
 
     assert datamodule.feature_names == ["age", "sex=male", "income", "city=Lyon", "city=Oslo"]
     assert datamodule.table.features[:, 4].sum() == 0
+
+
+def test_eval_takes_the_feature_columns_by_name_in_any_order(fitted, tmp_path):
+    from logreg.checkpoints import datamodule_from_checkpoint
+
+    folder, path = fitted
+    checkpoint = read_checkpoint(folder / "checkpoints" / "last.ckpt")
+    reordered = write_rows(tmp_path / "reordered.csv", people(n_rows=400), ["y", "city", "income", "sex", "age"])
+
+    datamodule, _ = datamodule_from_checkpoint(checkpoint, path=str(reordered))
+    trained, _ = datamodule_from_checkpoint(checkpoint, path=str(path))
+
+    assert datamodule.feature_names == trained.feature_names
+    np.testing.assert_array_equal(datamodule.table.features, trained.table.features)
+    assert datamodule.table.differences(data_spec(checkpoint)) is None  # the same rows, as the model sees them
+
+
+def test_eval_refuses_a_feature_column_written_differently(fitted, tmp_path):
+    from logreg.checkpoints import datamodule_from_checkpoint
+
+    folder, _ = fitted
+    checkpoint = read_checkpoint(folder / "checkpoints" / "last.ckpt")
+    rows = [{("Age" if key == "age" else key): value for key, value in row.items()} for row in people(n_rows=50)]
+    renamed = write_rows(tmp_path / "renamed.csv", rows)
+
+    with pytest.raises(DataError, match=r"data\.features='age': the header has no column of that name; its names"):
+        datamodule_from_checkpoint(checkpoint, path=str(renamed))[0].load()

@@ -147,7 +147,11 @@ def datamodule_from_checkpoint(
     options = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     if "test_split" in options:  # checkpoints before data.test_on
         options["test_on"] = options.pop("test_split") or options.get("test_on", "test")
-    datamodule, spec = DATAMODULES[name](**{**options, **changes}), data_spec(checkpoint)
+    spec = data_spec(checkpoint)
+    if spec.get("header") and spec.get("raw_features") and spec.get("label") is not None:
+        # by name, in whatever order the file has them
+        changes = {"features": list(spec["raw_features"]), "label_column": spec["label"], **changes}
+    datamodule = DATAMODULES[name](**{**options, **changes})
     if spec.get("encoding"):  # the model's features, whatever the rows given now would teach
         datamodule.use_encoding(spec["encoding"])
     return datamodule, spec

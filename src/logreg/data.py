@@ -3,8 +3,10 @@
 Public surface (what train.py, eval.py and the model may use): `load()` / `table` (a `logreg.table.Table`),
 `has_rows(split)`, `split_rows(split)` (row indices into the table), `rows(split)` (the split's tensors, on the
 training device after `setup`), `scaler()` (the training rows' mean and std, when standardizing),
-`balanced_pos_weight()`, and `state_dict()`: the data spec a checkpoint records (rows and fingerprint), checked
-again on resume.
+`balanced_pos_weight()`, `data_report()` (per source column: what it holds, what was done with it), and
+`state_dict()`: the data spec a checkpoint records (rows and fingerprint, checked again on resume; the columns and
+their encoding, which predict.py and eval.py apply). Before loading: `keep_float64()` (trainer.precision=64-true)
+and `use_encoding(...)` (a checkpoint's encoding instead of learning one).
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class TabularDataModule(L.LightningDataModule):
         self._source_spec: dict = {}  # what predict.py needs to read a file as this one: columns, their encoding
         self._dtype: type = np.float32  # of the features as read and kept
         self._given_encoding: Encoding | None = None  # a trained model's encoding, applied instead of learning one
+        self._raw: Table | None = None  # the feature columns as read, before the encoding
+        self._encoding: Encoding | None = None  # the encoding in use (learned, or given)
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
 
@@ -199,6 +203,7 @@ class TabularDataModule(L.LightningDataModule):
                 "columns": list(table.source.names),
                 "header": table.source.has_header,
                 "raw_positions": list(table.source_columns),
+                "label": None if table.label_column is None else table.source.names[table.label_column],
             }
         if process_rank() == 0:
             for note in encoding.notes():
@@ -253,6 +258,7 @@ class TabularDataModule(L.LightningDataModule):
         """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
         with it (`logreg.data_report`)."""
         self.load()
+        assert self._raw is not None and self._encoding is not None, "load() sets both"
         return column_report(self._raw, self._encoding)
 
     def balanced_pos_weight(self) -> float:
@@ -389,6 +395,11 @@ class CSVDataModule(TabularDataModule):
     ):
         arguments = {key: value for key, value in locals().items() if key in CSVDataConfig.__dataclass_fields__}
         check_arguments(CSVDataConfig, arguments, "data.")
+        # plain lists (not Hydra's ListConfig): save_hyperparameters reads these locals, and checkpoints keep plain
+        # values, which torch's weights_only loader reads
+        features = None if features is None else list(features)
+        exclude = None if exclude is None else list(exclude)
+        categorical = None if categorical is None else list(categorical)
         super().__init__(**split_options)
         self._local_file: Path | None = None  # fetched and verified once per process
 

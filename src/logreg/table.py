@@ -195,7 +195,7 @@ def read_labeled_csv(
     if problem:
         raise DataError(f"{path}: {problem}")
     return Table(
-        features=np.asfortranarray(numbers.values[:, columns.features]),  # column-major, as the reader gives it
+        features=_columns_of(numbers.values, columns.features),
         labels=np.ascontiguousarray(numbers.values[:, columns.label], dtype=np.float32),  # 0/1: exact in float32
         feature_names=[numbers.names[i] for i in columns.features],
         levels={k: numbers.levels[i] for k, i in enumerate(columns.features) if i in numbers.levels},
@@ -203,6 +203,14 @@ def read_labeled_csv(
         source_columns=columns.features,
         label_column=columns.label,
     )
+
+
+def _columns_of(values: np.ndarray, columns: list[int]) -> np.ndarray:
+    """values[:, columns], column-major as the reader gives it: a view when the columns are a contiguous run (every
+    column but a first or last label), else a copy."""
+    if columns == list(range(columns[0], columns[0] + len(columns))):
+        return values[:, columns[0] : columns[0] + len(columns)]
+    return np.asfortranarray(values[:, columns])
 
 
 def encode(table: Table, encoding: Encoding) -> Table:
@@ -235,11 +243,8 @@ def read_feature_rows(
     spec = spec or {}
     raw = list(spec.get("raw_features") or feature_names)  # the model's columns as read
     model_encoding = Encoding.from_dict(spec["encoding"]) if spec.get("encoding") else None
-    categorical = (
-        {k for k, column in enumerate(model_encoding.columns) if column.categories is not None}
-        if (model_encoding)
-        else set()
-    )
+    encoded = model_encoding.columns if model_encoding else []
+    categorical = {k for k, column in enumerate(encoded) if column.categories is not None}  # read as text
     source = spec.get("columns")  # every column of the training file, in order (new checkpoints)
     positions = list(spec.get("raw_positions") or [])
     chosen: list[list[int]] = []
