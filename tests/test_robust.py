@@ -164,3 +164,29 @@ def test_cov_type_cluster_without_a_column_is_refused_naming_the_key(compose, cl
     cfg = compose("data=csv", f"data.path={clustered_csv}", "inference.cov_type=cluster")
     with pytest.raises(ConfigError, match=r"^inference\.cluster=null: expected the column of the rows' cluster ids"):
         check_config(cfg)
+
+
+def test_cluster_ids_may_be_text_in_a_column_left_out_of_the_features(run, tmp_path):
+    """data.exclude takes the id column out of the features; its text ids still group the rows."""
+    features, labels, clusters = generated()
+    path = tmp_path / "schools.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["f1", "f2", "f3", "school", "y"])
+        for row, group, label in zip(features.round(4), clusters, labels):
+            writer.writerow([*row, f"school-{group}", int(label)])
+    run(
+        "experiment=optimum",
+        "data=csv",
+        f"data.path={path}",
+        "data.exclude=[school]",
+        "inference.cov_type=cluster",
+        "inference.cluster=school",
+        "logger=none",
+        "~callbacks.plots",
+    )
+
+    reference = statsmodels_fit(features.round(4), labels, 1.0, "cluster", clusters)
+    with (tmp_path / "coefficients.csv").open() as file:
+        ours = np.roll([float(row["std_error"]) for row in csv.DictReader(file)], 1)
+    np.testing.assert_allclose(ours, reference.bse, rtol=1e-5)

@@ -425,7 +425,7 @@ class CSVDataModule(TabularDataModule):
         a feature or not (an excluded ID column too), as read: numbers, or the codes of a text column; in the table's
         row order."""
         self.load()
-        source = self._raw.source
+        source = self._raw.source if self._raw is not None else None
         assert source is not None, "a table read from a file keeps what was read"
         column: int | str = int(name) if name.lstrip("-").isdigit() else name
         index = index_of(source.names, source.has_header, source.path, column, key)
