@@ -129,3 +129,19 @@ def test_interval_level_outside_zero_one_is_refused_naming_the_key(compose, tmp_
 
     with pytest.raises(ConfigError, match=rf"^interval={level}: expected a confidence level strictly between 0 and 1"):
         check_config(cfg)
+
+
+def test_a_dependent_column_leaves_no_covariance_for_intervals_and_says_why():
+    from logreg.inference import infer
+    from logreg.intervals import checkpoint_record
+
+    import statsmodels.api as sm
+
+    features, labels = generated()
+    optimum = sm.Logit(labels, sm.add_constant(features)).fit(method="newton", tol=1e-12, disp=0).params
+    features = np.column_stack([features, features[:, 0] + features[:, 1]])  # x4 = x1 + x2: x4's weight 0 is optimal
+    fit = infer(features, labels, np.append(optimum[1:], 0.0), optimum[0], ["x1", "x2", "x3", "x4"])
+
+    record = checkpoint_record(fit, "nonrobust")
+
+    assert record["covariance"] is None and record["reason"].startswith("rank-deficient design: x4 is a linear")

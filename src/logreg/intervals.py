@@ -37,7 +37,8 @@ def checkpoint_record(fit: Inference, cov_type: str) -> dict[str, Any]:
 
 
 def stored_record(checkpoint: dict[str, Any], ckpt_path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's record for intervals, or a ConfigError in one line saying why it gives none."""
+    """The checkpoint's record for intervals, or, in one line, why it gives none: a CheckpointError (no record) or
+    a ConfigError (a record of a fit without valid standard errors, with inference's reason)."""
     record = checkpoint.get(RECORD_KEY)
     if not isinstance(record, dict):
         raise CheckpointError(
