@@ -13,7 +13,8 @@ import torch
 from conftest import write_table
 from logreg.checkpoints import read_checkpoint
 from logreg.errors import CheckpointError, ConfigError
-from logreg.intervals import RECORD_KEY
+from logreg.inference import infer
+from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.prediction import predict
 from logreg.schema import check_config
 
@@ -132,9 +133,6 @@ def test_interval_level_outside_zero_one_is_refused_naming_the_key(compose, tmp_
 
 
 def test_a_dependent_column_leaves_no_covariance_for_intervals_and_says_why():
-    from logreg.inference import infer
-    from logreg.intervals import checkpoint_record
-
     import statsmodels.api as sm
 
     features, labels = generated()
