@@ -141,7 +141,9 @@ def test_resuming_reads_the_checkpoint_once(run, trained, tiny_csv, tmp_path, mo
         run_dir=tmp_path / "resumed",
     )
 
-    assert [os.fspath(path) for path in loads] == [os.fspath(trained)]
+    # the checkpoint resumed from, once; then only this run's own last.ckpt, read back to add the covariance
+    own = os.fspath(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert [os.fspath(path) for path in loads] == [os.fspath(trained), own]
 
 
 def test_resuming_on_other_data_is_refused_before_training(run, trained, tiny_csv, tmp_path):

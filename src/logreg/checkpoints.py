@@ -206,6 +206,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             partial.unlink(missing_ok=True)
         self._written.add(path.resolve())
 
+    def amend(self, path: str | os.PathLike, extra: dict[str, Any]) -> None:
+        """Add the plain values `extra` to a checkpoint this run wrote (read weights-only, written atomically), all
+        else as it was; refused, as any save, for a file this run did not write."""
+        checkpoint = read_checkpoint(path, trust=self.trust)
+        self.save_checkpoint({**checkpoint, **extra}, path)
+
     def remove_checkpoint(self, path: Any) -> None:
         if Path(path).resolve() in self._written:  # an earlier best of this run; anyone else's file stays
             Path(path).unlink(missing_ok=True)

@@ -71,6 +71,9 @@ class Inference:
     reason: str  # "" when valid, else one sentence
     unidentified: list[str] = field(default_factory=list)  # columns in a linear dependency: no standard errors
     note: str = ""  # "" or one sentence on what `unidentified` holds and why
+    # (F+1, F+1) the coefficients' covariance as `cov_type` gives it, features then the intercept (zero rows and
+    # columns for unidentified ones); None when not valid. What prediction intervals take (logreg.intervals).
+    covariance: np.ndarray | None = None
 
     def rows(self) -> list[dict]:
         """One flat dict per coefficient (features, then the intercept), for a CSV."""
@@ -224,7 +227,7 @@ def infer(
         padded[np.ix_(kept, kept)] = covariance
         std_errors[identified] = np.sqrt(np.diag(padded)[identified])
     effects, effect_errors = _marginal_effects(design, logits, theta, padded, identified, covariance is not None)
-    quantile = _normal_quantile(level)
+    quantile = normal_quantile(level)
     worse_than_null = log_likelihood < null_log_likelihood
 
     return Inference(
@@ -250,6 +253,7 @@ def infer(
         reason=reason,
         unidentified=[all_names[j] for j in involved],
         note=_dependency_note(combinations, all_names, rank),
+        covariance=padded if covariance is not None else None,
     )
 
 
@@ -484,7 +488,7 @@ def _exp(value: float) -> float:
         return math.inf
 
 
-def _normal_quantile(level: float) -> float:
+def normal_quantile(level: float) -> float:
     """The standard normal quantile for a two-sided interval of `level`: 1.959964 for 0.95."""
     tail = (1 - level) / 2  # the upper tail's probability, exact for levels near 1 where 1 - tail would round
     return -torch.special.ndtri(torch.tensor(tail, dtype=torch.float64)).item()

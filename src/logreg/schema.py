@@ -825,12 +825,15 @@ class PredictConfig:
     encoding: str = "utf-8"
     threshold: Optional[float] = None
     trust_checkpoint: bool = False
+    interval: Optional[float] = None  # a level (0.95): adds `lower` and `upper` bounds on each row's probability
 
     def problems(self) -> Problems:
         if not os.path.isfile(self.ckpt_path):
             yield "ckpt_path", "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt)"
         if self.threshold is not None and not 0 < self.threshold < 1:
             yield "threshold", "a probability strictly between 0 and 1, or null for the model's own"
+        if self.interval is not None and not 0 < self.interval < 1:
+            yield "interval", "a confidence level strictly between 0 and 1 (0.95), or null for no intervals"
 
 
 @dataclass

@@ -21,10 +21,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from logreg.callbacks import LastCheckpoint
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
+from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
@@ -70,7 +72,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
     if trainer.is_global_zero:
         write_data_report(datamodule.data_report(), folder, trainer.loggers)
-        report(
+        fit = report(
             metrics,
             folder,
             model,
@@ -79,6 +81,15 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
             inference.get("cov_type", "nonrobust"),
             inference.get("cluster"),
         )
+        last = next((c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
+        if fit is not None and last is not None and last.is_file():
+            # The covariance of predict.py's intervals: known only now (inference needs the training rows, on rank
+            # zero), after last.ckpt was written at the end of fit. Amending that file adds one key of plain values
+            # and keeps the rest as Lightning wrote it; saving it again through the Trainer after testing would
+            # re-dump the loops' and callbacks' state instead, and a buffer would change the state_dict that resuming
+            # loads strictly. best-*.ckpt holds another epoch's weights: it gets none.
+            record = checkpoint_record(fit, inference.get("cov_type", "nonrobust"))
+            checkpoint_io.amend(last, {RECORD_KEY: record})
     return metrics
 
 
