@@ -271,9 +271,9 @@ class TogetherModule(L.LightningModule):
         if not self._val:
             return
         features, labels = (torch.cat(parts) for parts in zip(*self._val, strict=True))  # (N, F), (N,)
-        labels = labels.float()
         self._val = []
         weight, bias = self.folded()
+        labels = labels.to(weight.dtype)
         epoch, step = self.current_epoch, self._log_step()
         for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
             every = settings.check_val_every_n_epoch
@@ -301,9 +301,9 @@ class TogetherModule(L.LightningModule):
 
     @staticmethod
     def _held_out_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """(N,) one trial's logits on held-out rows, as LogisticRegression's evaluation keeps them: its torchmetrics
-        CatMetric stores them in float32, whatever the model's precision (Metric.double() changes nothing)."""
-        return F.linear(features.to(weight.dtype), weight, bias).squeeze(-1).float()
+        """(N,) one trial's logits on held-out rows, as LogisticRegression's evaluation keeps them: in the weights'
+        dtype (float64 under 64-true)."""
+        return F.linear(features.to(weight.dtype), weight, bias).squeeze(-1)
 
     def _keep_if_best(self, history: TrialHistory, score: float, epoch: int, k: int) -> None:
         """ModelCheckpoint's rule (save_top_k=1): a strictly better score replaces the best."""
@@ -328,7 +328,8 @@ class TogetherModule(L.LightningModule):
     def test_metrics(self, k: int, features: torch.Tensor, labels: torch.Tensor, prefix: str) -> dict[str, float]:
         """Trial k's metrics on held-out rows, as its own `trainer.test` logs them."""
         weight, bias = self.folded()
-        logits, labels = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1]), labels.float()
+        logits = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1])
+        labels = labels.to(logits.dtype)
         self.histories[k].outputs["test"] = (torch.sigmoid(logits).detach().cpu(), labels.detach().cpu())
         metrics = evaluation_metrics(logits, labels, float(self.threshold[k]))
         return {f"{prefix}/{name}": value.item() for name, value in metrics.items()}
