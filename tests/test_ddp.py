@@ -161,7 +161,8 @@ def test_multirun_with_ddp_runs_each_trial_once_in_its_own_folder(balanced_csv, 
     result = run_train("-m", *sweep_overrides, cwd=tmp_path)  # the default sweep folder: logs/sweeps/<time>
 
     output = result.stdout + result.stderr
-    assert len(re.findall(r"Launching 2 jobs", output)) == 1  # no child process started the sweep again
+    # the sweep's one line (DDP trials train alone): no child process started the sweep again
+    assert len(re.findall(r"Sweep: 0 of 2 trials trained together", output)) == 1
     assert [p.name for p in (tmp_path / "logs").iterdir()] == ["sweeps"]  # and no child made a run folder of its own
     (sweep,) = (tmp_path / "logs" / "sweeps").iterdir()
     trials = sorted(p for p in sweep.iterdir() if p.is_dir())
