@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import logging
 import lightning  # before any logging set-up: Lightning gives its subpackages console handlers of their own
@@ -15,6 +17,7 @@ logging.getLogger("lightning.pytorch.some_module").warning("a warning still show
 """
 
 
+@pytest.mark.slow
 def test_lightnings_informational_lines_stay_off_the_console_and_its_warnings_do_not():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
 
