@@ -191,6 +191,7 @@ def test_a_run_folder_that_cannot_be_created_ends_in_one_line(tiny_csv, tmp_path
     assert result.stderr.strip() == f"error: {tmp_path / 'file' / 'run'}: Not a directory", result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_an_output_that_cannot_be_written_ends_in_one_line(trained_ckpt, tmp_path):
     rows = tmp_path / "rows.csv"
     np.savetxt(rows, np.zeros((3, 3)), delimiter=",")

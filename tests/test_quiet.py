@@ -22,6 +22,7 @@ logging.getLogger("lightning.pytorch.some_module").warning("a warning still show
 """
 
 
+@pytest.mark.slow
 def test_lightnings_informational_lines_stay_off_the_console_and_its_warnings_do_not():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
 

@@ -247,14 +247,14 @@ def leaf_keys(config: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def test_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diabetes_dir, tmp_path):
-    """Seeded random overrides of every key, group and made-up key: each is accepted, or refused in one line by a
-    documented UserError; never another exception."""
+def fuzz_overrides(count: int, seed: int, tmp_path) -> dict[str, int]:
+    """`count` seeded random override lists of every key, group and made-up key, each composed and checked: each is
+    accepted, or refused in one line by a documented UserError; never another exception. Returns the outcomes."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    rng = random.Random(20261125)
+    rng = random.Random(seed)
     groups = {
         "data": ["diabetes", "csv", "breast_cancer", "nope"],
         "optimizer": ["sgd", "adam", "lbfgs", "rms"],
@@ -266,7 +266,7 @@ def test_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diab
     outcomes = {"accepted": 0, "refused": 0}
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):  # once: composing is the cost
         keys = sorted(leaf_keys(OmegaConf.to_container(compose("train"), resolve=False)))
-        for _ in range(150):
+        for _ in range(count):
             overrides = []
             for _ in range(rng.randint(1, 3)):
                 kind = rng.random()
@@ -291,6 +291,18 @@ def test_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diab
                 assert user_error is not None, f"{overrides}: not a user error: {error!r}"
                 assert isinstance(user_error, USER_ERRORS) and "\n" not in str(user_error), overrides
                 outcomes["refused"] += 1
+    return outcomes
+
+
+def test_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diabetes_dir, tmp_path):
+    """A few dozen compositions for the edit-test loop (the slow test below runs 150)."""
+    outcomes = fuzz_overrides(30, 20261201, tmp_path)
+    assert outcomes["refused"] > 15 and outcomes["accepted"] >= 1, outcomes
+
+
+@pytest.mark.slow
+def test_many_fuzzed_overrides_end_in_one_line_of_a_documented_error_type_or_run(diabetes_dir, tmp_path):
+    outcomes = fuzz_overrides(150, 20261125, tmp_path)
     assert outcomes["refused"] > 90 and outcomes["accepted"] > 5, outcomes
 
 

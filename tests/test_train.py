@@ -99,6 +99,7 @@ def test_train_py_runs_as_a_command_and_prints_its_run_folder(diabetes_dir, tmp_
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["--help", "--cfg=job"])
 def test_train_py_shows_its_config(flag):
     result = subprocess.run([sys.executable, str(REPO / "train.py"), flag], capture_output=True, text=True, timeout=60)
