@@ -472,7 +472,9 @@ class BreastCancerDataModule(TabularDataModule):
             ) from error
         source = load_breast_cancer()
         features = source.data.astype(self._dtype)  # float64 as shipped, or rounded to float32
-        return Table(features, source.target.astype(np.float32), list(source.feature_names))
+        # str(): plain Python strings (scikit-learn < 1.5 gives numpy.str_, which a checkpoint would pickle as numpy
+        # objects that the weights-only loader refuses)
+        return Table(features, source.target.astype(np.float32), [str(name) for name in source.feature_names])
 
 
 DATAMODULES = {cls.__qualname__: cls for cls in (CSVDataModule, BreastCancerDataModule)}  # what a checkpoint may name
