@@ -15,6 +15,23 @@ DIABETES = "data-03-diabetes.csv"
 DIABETES_SHA256 = "89e33de71cd5afdcd4fe8a722b60c4d69eb8f9b96446cea9347d735ff2df395e"
 
 
+# experiment=optimum's settings for a generated table (data=csv data.path=...): Newton's method to the exact optimum,
+# in float64, on every row
+OPTIMUM = (
+    "data=csv",
+    "optimizer=newton",
+    "trainer.precision=64-true",
+    "epochs=1",
+    "data.val_fraction=0",
+    "data.test_fraction=0",
+    "data.test_on=train",
+    "monitor=train/loss",
+    "callbacks.checkpoint=null",
+    "logger=none",
+    "~callbacks.plots",
+)
+
+
 def _diabetes_dir() -> Path | None:
     """A folder holding the lab's CSV: $LOGREG_DATA_DIR, else ../shared/data beside the checkout."""
     for folder in (os.environ.get("LOGREG_DATA_DIR"), REPO.parent / "shared" / "data"):

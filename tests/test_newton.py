@@ -14,24 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, write_table
+from conftest import OPTIMUM, REPO, write_table
 from logreg.errors import ConfigError
 from logreg.gradient import bce_hessian
 from logreg.newton import Newton
-
-NEWTON = (
-    "data=csv",
-    "optimizer=newton",
-    "trainer.precision=64-true",
-    "epochs=1",
-    "data.val_fraction=0",
-    "data.test_fraction=0",
-    "data.test_on=train",
-    "monitor=train/loss",
-    "callbacks.checkpoint=null",
-    "logger=none",
-    "~callbacks.plots",
-)
 
 
 def generated(n_rows: int, scales: list[float], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +59,7 @@ def test_newton_reaches_scikit_learns_optimum_and_a_gradient_of_1e_8(run, tmp_pa
     features = np.loadtxt(path, delimiter=",")[:, :-1]  # what the run reads: 6 digits
     pos_weight = 3.0 if "model.pos_weight=3" in options else 1.0
 
-    run(*NEWTON, f"data.path={path}", *options)
+    run(*OPTIMUM, f"data.path={path}", *options)
 
     expected = sklearn_fit(features, labels, pos_weight)
     np.testing.assert_allclose(coefficients(tmp_path), expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
@@ -86,7 +72,7 @@ def test_newton_that_hits_its_iteration_limit_says_so_in_one_line(run, tmp_path,
     labels = (features[:, 0] > 0).astype(np.float64)  # perfectly separated: the optimum is at infinity
     path = write_table(tmp_path / "table.csv", features, labels)
 
-    run(*NEWTON, f"data.path={path}", "model.optimizer.max_iter=5")
+    run(*OPTIMUM, f"data.path={path}", "model.optimizer.max_iter=5")
 
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("newton:")]
     assert len(lines) == 1 and "not converged" in lines[0] and "max_iter=5" in lines[0], lines
@@ -95,7 +81,7 @@ def test_newton_that_hits_its_iteration_limit_says_so_in_one_line(run, tmp_path,
 def test_newton_is_refused_under_float32_naming_the_key(compose, tiny_csv):
     from logreg.schema import check_config
 
-    cfg = compose(*NEWTON, f"data.path={tiny_csv}", "trainer.precision=32-true")
+    cfg = compose(*OPTIMUM, f"data.path={tiny_csv}", "trainer.precision=32-true")
     with pytest.raises(ConfigError, match=r"^trainer\.precision=32-true: expected 64-true with optimizer=newton"):
         check_config(cfg)
 
@@ -146,7 +132,7 @@ def test_newton_under_ddp_reaches_the_single_process_optimum(tmp_path):
             sys.executable,
             str(REPO / "train.py"),
             "trainer=ddp_cpu",
-            *NEWTON,
+            *OPTIMUM,
             f"data.path={path}",
             f"hydra.run.dir={run_dir}",
         ],

@@ -10,27 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_table
+from conftest import OPTIMUM, write_table
 from logreg.checkpoints import read_checkpoint
 from logreg.errors import CheckpointError, ConfigError
 from logreg.inference import infer
 from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.prediction import predict
 from logreg.schema import check_config
-
-OPTIMUM = (  # experiment=optimum's settings on a generated table: Newton's method to the exact optimum, in float64
-    "data=csv",
-    "optimizer=newton",
-    "trainer.precision=64-true",
-    "epochs=1",
-    "data.val_fraction=0",
-    "data.test_fraction=0",
-    "data.test_on=train",
-    "monitor=train/loss",
-    "callbacks.checkpoint=null",
-    "logger=none",
-    "~callbacks.plots",
-)
 
 
 def generated(n_rows: int = 300, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
