@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,17 +111,21 @@ def test_cluster_ids_must_come_with_cov_type_cluster():
 # --------------------------------------------------------------------------------------------------- through train.py
 
 
+def write_clustered(path, header: list[str], ids) -> Path:
+    """The generated table's features (to 4 decimals), a cluster id column (`ids`, one per row), then the label."""
+    features, labels, _ = generated()
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for row, group, label in zip(features.round(4), ids, labels):
+            writer.writerow([*row, group, int(label)])
+    return path
+
+
 @pytest.fixture
 def clustered_csv(tmp_path):
     """The generated table with a header and the cluster id as a column ("group") before the label."""
-    features, labels, clusters = generated()
-    path = tmp_path / "clustered.csv"
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["a", "b", "c", "group", "label"])
-        for row, group, label in zip(features.round(4), clusters, labels):
-            writer.writerow([*row, group, int(label)])
-    return path
+    return write_clustered(tmp_path / "clustered.csv", ["a", "b", "c", "group", "label"], generated()[2])
 
 
 def test_a_run_with_inference_cov_type_cluster_matches_statsmodels(run, clustered_csv, tmp_path):
@@ -169,12 +174,8 @@ def test_cov_type_cluster_without_a_column_is_refused_naming_the_key(compose, cl
 def test_cluster_ids_may_be_text_in_a_column_left_out_of_the_features(run, tmp_path):
     """data.exclude takes the id column out of the features; its text ids still group the rows."""
     features, labels, clusters = generated()
-    path = tmp_path / "schools.csv"
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["f1", "f2", "f3", "school", "y"])
-        for row, group, label in zip(features.round(4), clusters, labels):
-            writer.writerow([*row, f"school-{group}", int(label)])
+    schools = [f"school-{group}" for group in clusters]
+    path = write_clustered(tmp_path / "schools.csv", ["f1", "f2", "f3", "school", "y"], schools)
     run(
         "experiment=optimum",
         "data=csv",
