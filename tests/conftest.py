@@ -32,6 +32,22 @@ OPTIMUM = (
 )
 
 
+# The same optimum by L-BFGS (the optimizer=lbfgs path), on every row, in float64; no logger, no images
+LBFGS_OPTIMUM = (
+    "data.val_fraction=0",
+    "data.test_fraction=0",
+    "data.test_on=train",
+    "optimizer=lbfgs",
+    "model.optimizer.tolerance_change=1e-15",
+    "trainer.precision=64-true",
+    "epochs=5",
+    "monitor=train/loss",
+    "callbacks.checkpoint=null",
+    "logger=none",
+    "~callbacks.plots",
+)
+
+
 def _diabetes_dir() -> Path | None:
     """A folder holding the lab's CSV: $LOGREG_DATA_DIR, else ../shared/data beside the checkout."""
     for folder in (os.environ.get("LOGREG_DATA_DIR"), REPO.parent / "shared" / "data"):

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import LBFGS_OPTIMUM
 from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
 from logreg.data import CSVDataModule
 from logreg.errors import DataError
 from logreg.table import read_feature_rows
 
-QUICK = ("logger=none", "~callbacks.plots")
 NUMERIC, TEXT = ["age", "income"], ["sex", "city"]
 
 
@@ -202,16 +202,7 @@ def fitted(_trained, run, tmp_path_factory) -> tuple[Path, Path]:
             "data=csv",
             f"data.path={path}",
             "data.impute=median",
-            "data.val_fraction=0",
-            "data.test_fraction=0",
-            "data.test_on=train",
-            "optimizer=lbfgs",
-            "model.optimizer.tolerance_change=1e-15",
-            "trainer.precision=64-true",
-            "epochs=5",
-            "monitor=train/loss",
-            "callbacks.checkpoint=null",
-            *QUICK,
+            *LBFGS_OPTIMUM,
             run_dir=folder / "run",
         )
         _trained["run"] = folder / "run", path

@@ -5,9 +5,8 @@ import csv
 import numpy as np
 import pytest
 
+from conftest import LBFGS_OPTIMUM
 from logreg.training import build_datamodule
-
-QUICK = ("logger=none", "~callbacks.plots")
 
 
 @pytest.fixture
@@ -46,16 +45,7 @@ def test_a_float64_fit_matches_the_reference_on_the_unrounded_values(run, fine_c
     run(
         "data=csv",
         f"data.path={fine_csv}",
-        "data.val_fraction=0",
-        "data.test_fraction=0",
-        "data.test_on=train",
-        "optimizer=lbfgs",
-        "model.optimizer.tolerance_change=1e-15",
-        "trainer.precision=64-true",
-        "epochs=5",
-        "monitor=train/loss",
-        "callbacks.checkpoint=null",
-        *QUICK,
+        *LBFGS_OPTIMUM,
     )
 
     with (tmp_path / "coefficients.csv").open() as file:
