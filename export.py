@@ -8,8 +8,8 @@ The exported model takes raw feature rows `features` (batch, F) float32 and retu
 import hydra
 from omegaconf import DictConfig
 
+from logreg.checking import check_config
 from logreg.errors import one_line_errors, run_entry
-from logreg.schema import check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

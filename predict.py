@@ -7,8 +7,8 @@ the input or the checkpoint, nor an existing file unless `overwrite=true` and it
 import hydra
 from omegaconf import DictConfig
 
+from logreg.checking import check_config
 from logreg.errors import one_line_errors, run_entry
-from logreg.schema import check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

@@ -10,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from logreg.checking import check_config
 from logreg.errors import one_line_errors, run_entry
-from logreg.schema import check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

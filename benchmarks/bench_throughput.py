@@ -107,7 +107,7 @@ def project_fit_seconds(
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import logreg.schema  # noqa: F401 - registers the config schemas
+    import logreg.hydra_hooks  # noqa: F401 - registers the config schemas
     from logreg.checkpoints import AtomicCheckpointIO
     from logreg.data import TabularDataModule
     from logreg.quiet import quiet_third_parties

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import logreg.schema  # noqa: F401 - registers the config schemas, as the entry scripts do
+import logreg.hydra_hooks  # noqa: F401 - registers the config schemas and resolvers, as the entry scripts do
 
 REPO = Path(__file__).resolve().parents[1]
 DIABETES = "data-03-diabetes.csv"
@@ -190,7 +190,7 @@ def compose(tmp_path):
 def run(compose, tmp_path):
     """run(*overrides, run_dir=tmp_path) -> the final metrics of `python train.py *overrides`, in process: the config
     composed and checked as train.py does, then trained into run_dir."""
-    from logreg.schema import check_config
+    from logreg.checking import check_config
     from logreg.training import train
 
     def _run(*overrides: str, run_dir=tmp_path):

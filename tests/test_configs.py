@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import REPO
+from logreg.checking import check_config
 from logreg.checkpoints import AtomicCheckpointIO
-from logreg.schema import check_config
 from logreg.training import build_datamodule, build_model, build_trainer
 
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "debug", "experiment")

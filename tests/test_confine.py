@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from conftest import REPO
+from logreg.checking import as_dict, check_config
 from logreg.confine import FOLDER_KEYS, written_paths
 from logreg.errors import ConfigError, as_user_error
-from logreg.schema import as_dict, check_config
 
 # Every option that brings path keys of its own: each composed config's path keys are found, not listed here.
 OPTIONS = [

@@ -240,8 +240,8 @@ def test_the_checkpoint_carries_the_encoding_as_plain_values(fitted):
 
 
 def test_predict_takes_the_raw_columns_with_missing_cells_in_any_order(fitted, compose, tmp_path):
+    from logreg.checking import check_config
     from logreg.prediction import predict
-    from logreg.schema import check_config
 
     folder, path = fitted
     rows = people(n_rows=40, seed=9)
@@ -267,8 +267,8 @@ def test_predict_takes_the_raw_columns_with_missing_cells_in_any_order(fitted, c
 def test_export_ships_the_encoding_beside_the_model_that_takes_the_encoded_features(fitted, compose, tmp_path):
     import json
 
+    from logreg.checking import check_config
     from logreg.export import export
-    from logreg.schema import check_config
 
     folder, path = fitted
     ckpt = folder / "checkpoints" / "last.ckpt"

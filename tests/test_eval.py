@@ -13,11 +13,11 @@ from sklearn import metrics as sk
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, make_table, write_table
+from logreg.checking import check_config
 from logreg.checkpoints import datamodule_from_checkpoint, model_from_checkpoint, read_checkpoint
 from logreg.errors import ConfigError, DataError
 from logreg.evaluation import evaluate
 from logreg.model import LogisticRegression
-from logreg.schema import check_config
 
 
 @pytest.fixture

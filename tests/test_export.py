@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import REPO
+from logreg.checking import check_config
 from logreg.checkpoints import model_from_checkpoint, read_checkpoint
 from logreg.errors import ConfigError, OutputError
 from logreg.export import export
-from logreg.schema import check_config
 from logreg.table import read_labeled_csv
 
 

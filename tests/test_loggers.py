@@ -76,8 +76,8 @@ def test_logger_mlflow_without_mlflow_names_the_extra(run, tiny_csv, monkeypatch
     ],
 )
 def test_logger_tracking_uri_is_checked_by_its_scheme_before_lightning_is_imported(compose, diabetes_dir, uri, known):
+    from logreg.checking import check_config
     from logreg.errors import ConfigError
-    from logreg.schema import check_config
 
     cfg = compose("logger=mlflow", f"logger.tracking_uri={uri}" if uri == "null" else f"logger.tracking_uri='{uri}'")
     if known:

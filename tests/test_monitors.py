@@ -5,8 +5,8 @@ step."""
 import pytest
 from omegaconf import OmegaConf, open_dict
 
+from logreg.checking import check_config
 from logreg.errors import ConfigError, as_user_error
-from logreg.schema import check_config
 
 WATCHING = "scheduler=plateau callbacks=early_stopping"  # every option that brings a monitor-like key
 

@@ -79,7 +79,7 @@ def test_newton_that_hits_its_iteration_limit_says_so_in_one_line(run, tmp_path,
 
 
 def test_newton_is_refused_under_float32_naming_the_key(compose, tiny_csv):
-    from logreg.schema import check_config
+    from logreg.checking import check_config
 
     cfg = compose(*OPTIMUM, f"data.path={tiny_csv}", "trainer.precision=32-true")
     with pytest.raises(ConfigError, match=r"^trainer\.precision=32-true: expected 64-true with optimizer=newton"):

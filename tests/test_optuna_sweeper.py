@@ -382,8 +382,8 @@ def test_optuna_dashboard_serves_a_sweeps_study_on_localhost(tmp_path):
 
 
 def test_several_objectives_must_each_be_a_held_out_metric(compose, tiny_csv):
+    from logreg.checking import check_config
     from logreg.errors import ConfigError
-    from logreg.schema import check_config
 
     cfg = compose("data=csv", f"data.path={tiny_csv}", "optimized_metric=[val/loss,test/acc]")
     with pytest.raises(ConfigError, match=r"^optimized_metric=.*test/acc.*: expected a held-out metric: val/loss"):

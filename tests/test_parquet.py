@@ -83,8 +83,8 @@ def test_a_missing_value_is_refused_naming_file_row_and_column_unless_imputing(t
 
 
 def test_predict_reads_and_writes_parquet_by_extension(run, compose, tmp_path):
+    from logreg.checking import check_config
     from logreg.prediction import predict
-    from logreg.schema import check_config
 
     pq.write_table(pa.table(columns(n_rows=200)), tmp_path / "train.parquet")
     run("data=csv", f"data.path={tmp_path / 'train.parquet'}", "epochs=3", "logger=none", "~callbacks.plots")

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from conftest import REPO, make_table
+from logreg.checking import check_config
 from logreg.checkpoints import model_from_checkpoint, read_checkpoint
 from logreg.errors import DataError, OutputError
 from logreg.prediction import predict
-from logreg.schema import check_config
 
 
 @pytest.fixture

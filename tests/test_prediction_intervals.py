@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import OPTIMUM, write_table
+from logreg.checking import check_config
 from logreg.checkpoints import read_checkpoint
 from logreg.errors import CheckpointError, ConfigError
 from logreg.inference import infer
 from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.prediction import predict
-from logreg.schema import check_config
 
 
 def generated(n_rows: int = 300, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:

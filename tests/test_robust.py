@@ -164,7 +164,7 @@ def test_a_cluster_column_the_file_lacks_is_refused_before_training(run, cluster
 
 
 def test_cov_type_cluster_without_a_column_is_refused_naming_the_key(compose, clustered_csv):
-    from logreg.schema import check_config
+    from logreg.checking import check_config
 
     cfg = compose("data=csv", f"data.path={clustered_csv}", "inference.cov_type=cluster")
     with pytest.raises(ConfigError, match=r"^inference\.cluster=null: expected the column of the rows' cluster ids"):

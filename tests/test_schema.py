@@ -15,9 +15,9 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from conftest import REPO
-from logreg import schema
+from logreg import checking, schema
+from logreg.checking import check_config
 from logreg.errors import USER_ERRORS, ConfigError, as_user_error
-from logreg.schema import check_config
 
 
 def refusal(compose, *overrides: str, config_name: str = "train", sweep: bool = False) -> str | None:
@@ -447,7 +447,7 @@ def test_a_near_miss_of_a_key_suggests_the_key(node):
         for typo in typos(name, rng):
             if typo in names:
                 continue
-            message = schema.unknown_key(node, f"outer.{typo}")
+            message = checking.unknown_key(node, f"outer.{typo}")
             assert message.startswith(f"outer.{typo}: no such key; did you mean outer.{name}? "), message
 
 

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from sklearn import metrics as sk
 
 from conftest import event_entries, hparams, make_table, scalars, write_table
+from logreg.checking import check_config
 from logreg.checkpoints import datamodule_from_checkpoint, model_from_checkpoint, read_checkpoint
 from logreg.data import CSVDataModule
 from logreg.errors import ConfigError
+from logreg.metric_names import STAGE_METRICS
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.model import LogisticRegression
-from logreg.schema import STAGE_METRICS, check_config
 
 FOLDS = 3
 TINY = ("data=csv", "epochs=3")  # with data.path=<200 rows, 3 features>: 160 train, 20 val, 20 test rows

@@ -64,7 +64,7 @@ def coefficients(folder: Path) -> list[list[float]]:
 def test_every_trial_trained_together_equals_its_configuration_trained_alone(
     compose, run, tiny_csv, tmp_path, precision, batch_size, tolerance
 ):
-    from logreg.schema import check_config
+    from logreg.checking import check_config
     from logreg.together_runs import group_key, train_group, write_trial
 
     grid = [[*shared(tiny_csv, precision, batch_size), *trial] for trial in MIXED_GRID]

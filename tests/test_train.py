@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, hparams, scalars
-from logreg.schema import STAGE_METRICS
+from logreg.metric_names import STAGE_METRICS
 
 
 def test_lab05_reproduces_the_labs_published_numbers(run, diabetes_dir, tmp_path):

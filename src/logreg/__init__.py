@@ -1,6 +1,6 @@
 """Lab 5's logistic regression (Deep Learning Zero To All) as a Lightning + Hydra experiment.
 
-The names below load on first use, so that `logreg.schema` and `logreg.errors` (what an entry script needs to check
+The names below load on first use, so that `logreg.checking` and `logreg.errors` (what an entry script needs to check
 a config) import neither torch nor Lightning.
 """
 

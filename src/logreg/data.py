@@ -19,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg.checking import check_arguments
 from logreg.csvfile import index_of
 from logreg.data_report import column_report
 from logreg.encoding import Encoding
@@ -26,7 +27,7 @@ from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
 from logreg.outputs import process_rank
 from logreg.parquetfile import is_parquet
-from logreg.schema import CSVDataConfig, DataConfig, check_arguments
+from logreg.schema import CSVDataConfig, DataConfig
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.table import Table, encode, read_labeled_csv
 

@@ -93,7 +93,7 @@ def _omegaconf_message(error: Any, context: str) -> str:
     """`key=value: expected ...` for a value of the wrong type, `key: no such key; ... has: ...` for an unknown key."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
 
-    from logreg.schema import expected_type, unknown_key
+    from logreg.checking import expected_type, unknown_key
 
     key, schema = getattr(error, "full_key", None) or "", getattr(error, "object_type", None)
     detail = one_line(str(error).split("full_key:")[0])

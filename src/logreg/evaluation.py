@@ -16,12 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from logreg.checking import as_dict
 from logreg.checkpoints import AtomicCheckpointIO, datamodule_from_checkpoint, model_from_checkpoint
 from logreg.errors import ConfigError, DataError
 from logreg.plots import EvaluationPlots
 from logreg.quiet import quiet_third_parties
 from logreg.report import confusion_matrix, record_run, report, report_confusion_matrix
-from logreg.schema import as_dict
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

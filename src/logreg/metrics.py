@@ -1,7 +1,7 @@
 """What is measured on held-out rows, and the decision threshold chosen on them.
 
 `evaluation_metrics` turns one stage's logits and labels into every number the model logs for it (the names are
-`logreg.schema.STAGE_METRICS`); `choose_threshold` picks the probability cut that maximizes a criterion.
+`logreg.metric_names.STAGE_METRICS`); `choose_threshold` picks the probability cut that maximizes a criterion.
 """
 
 from __future__ import annotations

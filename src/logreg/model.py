@@ -22,11 +22,13 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torchmetrics import CatMetric
 
+from logreg.checking import check_arguments
 from logreg.errors import ConfigError, TrainingDiverged
 from logreg.gradient import bce_gradient, bce_gradient_and_hessian, bce_hessian
+from logreg.metric_names import STAGE_METRICS, metric_mode
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.newton import MAX_FEATURES, Newton
-from logreg.schema import OPTIMIZERS, SCHEDULERS, STAGE_METRICS, ModelConfig, check_arguments, metric_mode
+from logreg.schema import OPTIMIZERS, SCHEDULERS, ModelConfig
 from logreg.splits import minibatches
 
 TORCH_OPTIMIZERS = {

@@ -23,9 +23,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from logreg.metric_names import metric_mode, objectives
 from logreg.optuna_trial import PRUNED_FILE
 from logreg.outputs import write_text
-from logreg.schema import metric_mode, objectives
 
 ERROR_FILE = "error.txt"  # a failed trial's error, written into its folder by logreg.errors.one_line_errors
 SHOWN_METRICS = ("val/loss", "val/acc", "val/auroc", "cv/val/loss", "test/loss", "test/acc")  # printed when they fit

@@ -20,8 +20,8 @@ from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict, read_write
 
+from logreg.checking import check_config
 from logreg.errors import find_user_error
-from logreg.schema import check_config
 
 
 @contextmanager

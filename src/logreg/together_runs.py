@@ -28,10 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from logreg.data import TabularDataModule
 from logreg.errors import TrainingDiverged, one_line_errors
+from logreg.metric_names import metric_mode
 from logreg.model import LogisticRegression
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
-from logreg.schema import TrainerConfig, counts_batches, metric_mode
+from logreg.schema import TrainerConfig, counts_batches
 from logreg.together import GROUPABLE_OPTIMIZERS, TogetherModule, TrialHistory, TrialSettings, stack_initial
 from logreg.training import build_datamodule, build_logger, build_model, hyperparameters
 

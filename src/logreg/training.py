@@ -22,16 +22,18 @@ from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logreg.callbacks import LastCheckpoint
+from logreg.checking import as_dict
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
 from logreg.intervals import RECORD_KEY, checkpoint_record
+from logreg.metric_names import STAGE_METRICS
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
-from logreg.schema import STAGE_METRICS, as_dict, counts_batches
+from logreg.schema import counts_batches
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
