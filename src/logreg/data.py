@@ -11,9 +11,10 @@ and `use_encoding(...)` (a checkpoint's encoding instead of learning one).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -27,47 +28,11 @@ from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
 from logreg.outputs import process_rank
 from logreg.parquetfile import is_parquet
-from logreg.schema import CSVDataConfig, DataConfig
+from logreg.schema import BreastCancerDataConfig, CSVDataConfig, DataConfig
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.table import Table, encode, read_labeled_csv
 
 log = logging.getLogger(__name__)
-
-
-class DataOptions(Protocol):
-    """The split and serving options as the DataModule keeps them (`TabularDataModule.options`)."""
-
-    val_fraction: float
-    test_fraction: float
-    batch_size: int | None
-    batches_per_step: int
-    shuffle: bool
-    standardize: bool
-    seed: int
-    test_on: str
-    move_to_device: bool
-    folds: int
-    fold: int
-
-
-class CSVDataOptions(DataOptions, Protocol):
-    """`CSVDataModule.options`: the split and serving options, and where the CSV is and how to read it."""
-
-    path: str
-    data_dir: str
-    url: str | None
-    sha256: str | None
-    header: bool | None
-    label_column: int | str
-    encoding: str
-    features: list | None
-    exclude: list
-    categorical: list
-    impute: str | None
-    impute_value: float
-    missing_indicator: bool
-    reference_level: str
-    unseen_category: str
 
 
 def column_major(features: torch.Tensor) -> torch.Tensor:
@@ -102,6 +67,9 @@ class TabularDataModule(L.LightningDataModule):
         fold: which fold validates, 0 <= fold < folds.
     """
 
+    schema: ClassVar[type[DataConfig]] = DataConfig  # what `options` holds: the arguments, checked and typed
+    options: DataConfig
+
     def __init__(
         self,
         val_fraction: float = 0.1,
@@ -117,11 +85,13 @@ class TabularDataModule(L.LightningDataModule):
         fold: int = 0,
     ):
         super().__init__()
-        arguments = {key: value for key, value in locals().items() if key in DataConfig.__dataclass_fields__}
-        check_arguments(DataConfig, arguments, "data.")
         if folds and not (folds >= 2 and 0 <= fold < folds):
             raise ConfigError(f"data.fold={fold}, data.folds={folds}: expected folds >= 2 and 0 <= fold < folds")
+        # `hparams`: the arguments of this constructor and a subclass's, as given (plain values), for the checkpoint
         self.save_hyperparameters()
+        knobs = {item.name for item in dataclasses.fields(self.schema)}
+        self.options = check_arguments(self.schema, {k: v for k, v in self.hparams.items() if k in knobs}, "data.")
+        self.folds, self.fold = folds, fold  # the fold of cross-validation (cv.folds), not a knob of the data
         self._table: Table | None = None
         self._source_spec: dict = {}  # what predict.py needs to read a file as this one: columns, their encoding
         self._dtype: type = np.float32  # of the features as read and kept
@@ -150,12 +120,6 @@ class TabularDataModule(L.LightningDataModule):
         """How `Encoding.fit` learns the features from the training rows (impute, reference level, ...)."""
         return {}
 
-    @property
-    def options(self) -> DataOptions:
-        """The constructor's arguments, typed: `save_hyperparameters` keeps them in `hparams`, an AttributeDict (its
-        keys read as attributes), which Lightning types as a plain MutableMapping."""
-        return cast(DataOptions, self.hparams)
-
     # ------------------------------------------------------------------------------------------ the public surface
 
     def load(self) -> Table:
@@ -166,13 +130,13 @@ class TabularDataModule(L.LightningDataModule):
         options = self.options
         fractions = {"train": 1.0, "val": options.val_fraction, "test": options.test_fraction}
         rows = stratified_split(
-            table.labels, 0.0 if options.folds else options.val_fraction, options.test_fraction, options.seed
+            table.labels, 0.0 if self.folds else options.val_fraction, options.test_fraction, options.seed
         )
-        if options.folds:
-            folds = stratified_folds(rows["train"], table.labels, options.folds, options.seed)
-            rows["val"] = folds[options.fold]
-            rows["train"] = np.sort(np.concatenate([f for k, f in enumerate(folds) if k != options.fold]))
-            fractions["val"] = 1 / options.folds
+        if self.folds:
+            folds = stratified_folds(rows["train"], table.labels, self.folds, options.seed)
+            rows["val"] = folds[self.fold]
+            rows["train"] = np.sort(np.concatenate([f for k, f in enumerate(folds) if k != self.fold]))
+            fractions["val"] = 1 / self.folds
         for split, index in rows.items():
             if fractions[split] == 0:
                 continue
@@ -180,7 +144,7 @@ class TabularDataModule(L.LightningDataModule):
                 raise DataError(
                     f"too few rows for the requested split: {table.n_rows} rows with data.val_fraction="
                     f"{options.val_fraction} and data.test_fraction={options.test_fraction}"
-                    f"{f' and {options.folds} folds' if options.folds else ''} leave no {split} rows. Use more data or "
+                    f"{f' and {self.folds} folds' if self.folds else ''} leave no {split} rows. Use more data or "
                     "change those fractions"
                 )
             counts = np.bincount(table.labels[index].astype(np.int64), minlength=2)
@@ -375,6 +339,9 @@ class CSVDataModule(TabularDataModule):
         **split_options: the split and serving options of `TabularDataModule`.
     """
 
+    schema = CSVDataConfig
+    options: CSVDataConfig
+
     def __init__(
         self,
         path: str,
@@ -394,8 +361,6 @@ class CSVDataModule(TabularDataModule):
         unseen_category: str = "error",
         **split_options: Any,
     ):
-        arguments = {key: value for key, value in locals().items() if key in CSVDataConfig.__dataclass_fields__}
-        check_arguments(CSVDataConfig, arguments, "data.")
         # plain lists (not Hydra's ListConfig): save_hyperparameters reads these locals, and checkpoints keep plain
         # values, which torch's weights_only loader reads
         features = None if features is None else list(features)
@@ -403,11 +368,6 @@ class CSVDataModule(TabularDataModule):
         categorical = None if categorical is None else list(categorical)
         super().__init__(**split_options)
         self._local_file: Path | None = None  # fetched and verified once per process
-
-    @property
-    def options(self) -> CSVDataOptions:
-        """The constructor's arguments (this class's and `TabularDataModule`'s), typed."""
-        return cast(CSVDataOptions, self.hparams)
 
     def local_file(self) -> Path:
         if self._local_file is None:
@@ -462,6 +422,8 @@ class BreastCancerDataModule(TabularDataModule):
 
     Labels are as scikit-learn gives them (1 = benign). The features span very different scales: standardize them.
     """
+
+    schema = BreastCancerDataConfig
 
     def read(self) -> Table:
         try:  # optional (the breast-cancer extra): installed, it brings scipy, which torchmetrics imports in every run

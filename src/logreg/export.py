@@ -64,7 +64,7 @@ def to_onnx(model: LogisticRegression, path: str | os.PathLike) -> None:
             f"format=onnx needs the onnx and onnxscript packages ({error.name} is not installed): "
             "pip install 'logreg[export]', or export with format=torchscript, which needs nothing more"
         ) from error
-    example = torch.zeros(2, model.options.n_features)  # (batch, F)
+    example = torch.zeros(2, model.n_features)  # (batch, F)
     torch.onnx.export(
         Predictor.from_model(model),
         (example,),
@@ -150,7 +150,7 @@ def export(cfg: DictConfig) -> Path:
         check_output(beside, **checks, same_kind=is_encoding_json)
     with write_output(output, **checks, same_kind=same_kind) as partial:
         write(model, partial)
-    n_features = model.options.n_features
+    n_features = model.n_features
     print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability, prediction (batch,)")
     if beside is not None and encoding is not None:
         write_text(beside, encoding_json(encoding, list(spec["raw_features"])), **checks, same_kind=is_encoding_json)

@@ -9,10 +9,11 @@ would, so the numbers are those of one process on the whole batch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
@@ -28,7 +29,15 @@ from logreg.gradient import bce_gradient, bce_gradient_and_hessian, bce_hessian
 from logreg.metric_names import STAGE_METRICS, metric_mode
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.newton import MAX_FEATURES, Newton
-from logreg.schema import OPTIMIZERS, SCHEDULERS, ModelConfig
+from logreg.schema import (
+    OPTIMIZERS,
+    SCHEDULERS,
+    ModelConfig,
+    NewtonConfig,
+    OptimizerConfig,
+    PlateauConfig,
+    SchedulerConfig,
+)
 from logreg.splits import minibatches
 
 TORCH_OPTIMIZERS = {
@@ -43,21 +52,6 @@ TORCH_SCHEDULERS = {
     "step": torch.optim.lr_scheduler.StepLR,
     "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
 }
-
-
-class ModelOptions(Protocol):
-    """The constructor's arguments as the module keeps them (`LogisticRegression.options`)."""
-
-    n_features: int
-    optimizer: dict[str, Any]
-    threshold: float  # as constructed; the decision threshold in use is the `threshold` buffer
-    tune_threshold: str | None
-    cost_ratio: float
-    pos_weight: float
-    gradient: str
-    scheduler: dict[str, Any] | None
-    feature_mean: list[float] | None
-    feature_std: list[float] | None
 
 
 class LogisticRegression(L.LightningModule):
@@ -100,7 +94,12 @@ class LogisticRegression(L.LightningModule):
         super().__init__()
         optimizer = dict(optimizer or {"name": "sgd", "lr": 1.0})
         scheduler = dict(scheduler) if scheduler else None
-        self._check(n_features, optimizer, scheduler, locals())
+        # The arguments, checked and typed; `save_hyperparameters` keeps them as given (plain values) in `hparams`, for
+        # the checkpoint, from which `load_from_checkpoint` calls this constructor again.
+        self.options: ModelConfig = self._checked(n_features, optimizer, scheduler, locals())
+        self.optimizer_options: OptimizerConfig = self.options.optimizer  # ModelConfig declares these Any: the
+        self.scheduler_options: SchedulerConfig | None = self.options.scheduler  # optimizer group picks the schema
+        self.n_features = n_features
         self.save_hyperparameters()
         self.automatic_optimization = False  # the module steps the optimizer itself: K updates per Lightning step
         self.linear = nn.Linear(n_features, 1)
@@ -122,12 +121,13 @@ class LogisticRegression(L.LightningModule):
         self.test_prefix = "test"  # what test metrics are logged as: eval.py names them by the rows it scores
 
     @staticmethod
-    def _check(n_features: Any, optimizer: dict, scheduler: dict | None, arguments: dict) -> None:
+    def _checked(n_features: Any, optimizer: dict, scheduler: dict | None, arguments: dict) -> ModelConfig:
+        """The model's options (`ModelConfig`, with its typed `optimizer` and `scheduler`), or a ConfigError."""
         if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
             raise ConfigError(f"n_features={n_features!r}: expected a positive integer")
         if optimizer.get("name") not in OPTIMIZERS:
             raise ConfigError(f"model.optimizer.name={optimizer.get('name')}: expected one of {', '.join(OPTIMIZERS)}")
-        check_arguments(OPTIMIZERS[optimizer["name"]], optimizer, "model.optimizer.")
+        typed_optimizer: OptimizerConfig = check_arguments(OPTIMIZERS[optimizer["name"]], optimizer, "model.optimizer.")
         if optimizer["name"] == "newton" and n_features > MAX_FEATURES:
             raise ConfigError(
                 f"optimizer=newton: the data has {n_features} features, more than {MAX_FEATURES}, where each "
@@ -138,23 +138,21 @@ class LogisticRegression(L.LightningModule):
                 raise ConfigError(
                     f"model.scheduler.name={scheduler.get('name')}: expected one of {', '.join(SCHEDULERS)}"
                 )
-            check_arguments(SCHEDULERS[scheduler["name"]], scheduler, "model.scheduler.")
+        typed_scheduler = (
+            None if scheduler is None else check_arguments(SCHEDULERS[scheduler["name"]], scheduler, "model.scheduler.")
+        )
         scalars = {
             key: arguments[key] for key in ("threshold", "tune_threshold", "cost_ratio", "pos_weight", "gradient")
         }
-        check_arguments(ModelConfig, scalars, "model.")
+        options = check_arguments(ModelConfig, scalars, "model.")
         for name in ("feature_mean", "feature_std"):
             values = arguments[name]
             if values is not None and (len(values) != n_features or not all(map(math.isfinite, values))):
                 raise ConfigError(f"model.{name}: expected {n_features} finite numbers, or null")
         if arguments["feature_std"] is not None and min(arguments["feature_std"]) <= 0:
             raise ConfigError("model.feature_std: expected numbers > 0")
-
-    @property
-    def options(self) -> ModelOptions:
-        """The constructor's arguments, typed: `save_hyperparameters` keeps them in `hparams`, an AttributeDict (its
-        keys read as attributes), which Lightning types as a plain MutableMapping."""
-        return cast(ModelOptions, self.hparams)
+        options.optimizer, options.scheduler = typed_optimizer, typed_scheduler
+        return options
 
     # --------------------------------------------------------------------------------------------------- the model
 
@@ -308,10 +306,12 @@ class LogisticRegression(L.LightningModule):
     def on_train_end(self) -> None:
         result = self.newton_result
         if result is not None and not result["converged"] and self.trainer.is_global_zero:
-            max_iter = self.options.optimizer.get("max_iter")
+            newton = self.optimizer_options
+            assert isinstance(newton, NewtonConfig), "only Newton's method reports a result"
+            max_iter = newton.max_iter
             print(
                 f"newton: not converged: gradient norm {result['gradient_norm']:.1e} > tolerance_grad "
-                f"{self.options.optimizer.get('tolerance_grad'):.0e} after the last epoch's {result['iterations']} "
+                f"{newton.tolerance_grad:.0e} after the last epoch's {result['iterations']} "
                 f"iterations (max_iter={max_iter}); separated classes never converge (see the inference report), "
                 "else raise model.optimizer.max_iter or epochs",
                 file=sys.stderr,
@@ -339,22 +339,22 @@ class LogisticRegression(L.LightningModule):
         )
         if bool(torch.isfinite(values).all()):
             return
-        optimizer = self.options.optimizer
+        optimizer = self.optimizer_options
         raise TrainingDiverged(
             f"the loss or the weights became NaN or infinite during epoch {self.current_epoch}; the learning rate "
-            f"(lr={optimizer.get('lr')}, optimizer {optimizer.get('name')}) is the likely cause, or features too "
-            f"large for float32: try a smaller lr, e.g. lr={optimizer.get('lr', 1) / 10:g}, or data.standardize=true. "
+            f"(lr={optimizer.lr}, optimizer {optimizer.name}) is the likely cause, or features too "
+            f"large for float32: try a smaller lr, e.g. lr={optimizer.lr / 10:g}, or data.standardize=true. "
             "Checkpoints of earlier epochs are kept."
         )
 
     def _step_scheduler(self) -> None:
         """Once per epoch, before the epoch's checkpoint is written (so a resumed run steps as an uninterrupted one)."""
         # configure_optimizers returns a scheduler exactly when the options name one, and never a list of them
-        scheduler, options = cast("LRScheduler | None", self.lr_schedulers()), self.options.scheduler
+        scheduler, options = cast("LRScheduler | None", self.lr_schedulers()), self.scheduler_options
         if scheduler is None or options is None:
             return
-        if options["name"] == "plateau":
-            monitor = options["monitor"]
+        if isinstance(options, PlateauConfig):
+            monitor = options.monitor
             if monitor.startswith("val/") and self.trainer.limit_val_batches == 0:
                 raise ConfigError(f"model.scheduler.monitor={monitor}: no validation in this run; use a train/ metric")
             if monitor.startswith("val/") and self._validated_epoch != self.current_epoch:
@@ -370,16 +370,17 @@ class LogisticRegression(L.LightningModule):
             scheduler.step()
 
     def configure_optimizers(self) -> Any:
-        options = dict(self.options.optimizer)
+        options = dataclasses.asdict(self.optimizer_options)
         if options["name"] == "newton" and not str(self.trainer.precision).startswith("64"):
             raise ConfigError(
                 "optimizer=newton: needs float64 (trainer.precision=64-true): its line search compares losses "
                 "that differ in their last digits near the optimum, which float32 does not have"
             )
         optimizer = TORCH_OPTIMIZERS[options.pop("name")](self.parameters(), **options)
-        if not self.options.scheduler:
+        scheduler = self.scheduler_options
+        if scheduler is None:
             return optimizer
-        options = dict(self.options.scheduler)
+        options = dataclasses.asdict(scheduler)
         name = options.pop("name")
         if name == "plateau":
             monitor = options.pop("monitor")

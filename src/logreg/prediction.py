@@ -56,7 +56,7 @@ def predict(cfg: DictConfig) -> int:
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
     record = stored_record(checkpoint, cfg.ckpt_path) if cfg.interval is not None else None  # before the input
     data_options = checkpoint.get("datamodule_hyper_parameters", {})
-    n_features = model.options.n_features
+    n_features = model.n_features
     feature_names = data_spec(checkpoint).get("feature_names") or [f"x{i}" for i in range(1, n_features + 1)]
     features = read_feature_rows(
         cfg.input, feature_names, data_options.get("label_column", -1), cfg.header, cfg.encoding, data_spec(checkpoint)

@@ -46,14 +46,13 @@ def fit_inference(
     clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
     with torch.no_grad():
         weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
-    optimizer = model.options.optimizer
     return infer(
         datamodule.table.features[rows],
         datamodule.table.labels[rows],
         weight.detach().double().cpu().numpy().ravel(),
         float(bias),
         list(datamodule.feature_names),
-        weight_decay=float(optimizer.get("weight_decay", 0.0)),
+        weight_decay=float(getattr(model.optimizer_options, "weight_decay", 0.0)),
         pos_weight=float(model.options.pos_weight),
         cov_type=cov_type,
         clusters=clusters,

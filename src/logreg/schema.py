@@ -575,6 +575,7 @@ class TrainConfig:
         None,
         or_null(CHECKPOINT_FILE, "an existing checkpoint file (logs/runs/<run>/checkpoints/last.ckpt), or null"),
     )
+    trust_checkpoint: bool = False
     monitor: str = "val/loss"
     optimized_metric: Any = "val/loss"  # a metric, or a list of them: one objective each (hparams_search=optuna)
 

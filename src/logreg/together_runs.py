@@ -243,7 +243,7 @@ def trial_checkpoint(
     state_dict = {name: value.detach().clone() for name, value in model.state_dict().items()}
     if state is not None:  # an earlier epoch's weights and threshold (the best one)
         theta, threshold = state
-        n_features = model.options.n_features
+        n_features = model.n_features
         state_dict["linear.weight"] = theta[:n_features].view(1, -1).cpu().to(state_dict["linear.weight"])
         state_dict["linear.bias"] = theta[n_features:].cpu().to(state_dict["linear.bias"])
         state_dict["threshold"] = torch.tensor(float(threshold)).to(state_dict["threshold"])
@@ -269,11 +269,11 @@ def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
 
     history = trial.history
     if history.diverged_at is not None:
-        lr = trial.model.options.optimizer.get("lr")
+        lr = trial.model.optimizer_options.lr
         raise TrainingDiverged(
             f"the loss or the weights became NaN or infinite during epoch {history.diverged_at}; the learning rate "
-            f"(lr={lr}, optimizer {trial.model.options.optimizer.get('name')}) is the likely cause, or features too "
-            f"large for float32: try a smaller lr, e.g. lr={(lr or 1) / 10:g}, or data.standardize=true. "
+            f"(lr={lr}, optimizer {trial.model.optimizer_options.name}) is the likely cause, or features too "
+            f"large for float32: try a smaller lr, e.g. lr={lr / 10:g}, or data.standardize=true. "
             "It trained together with other trials, so no checkpoint of an earlier epoch was kept"
         )
     run_dir = Path(HydraConfig.get().runtime.output_dir)

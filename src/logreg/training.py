@@ -270,9 +270,9 @@ def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None
         )
     saved = checkpoint.get("hyper_parameters", {})
     trained = saved.get("n_features")
-    if trained != model.options.n_features:
+    if trained != model.n_features:
         raise CheckpointError(
-            f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.options.n_features}; "
+            f"ckpt_path={path}: its model takes {trained} features, this run's data has {model.n_features}; "
             "resume with the data it was trained on"
         )
     for part in ("optimizer", "scheduler"):
@@ -317,8 +317,8 @@ def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: Tabu
     options = flat_hyperparameters(cfg)
     options["model.pos_weight"] = float(model.options.pos_weight)
     options["model.threshold"] = model.decision_threshold()
-    if datamodule.options.folds:
-        options["data.fold"] = datamodule.options.fold
+    if datamodule.folds:
+        options["data.fold"] = datamodule.fold
     return options
 
 
