@@ -15,10 +15,10 @@ from logreg.errors import one_line_errors, run_entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    check_config(cfg)
+    config = check_config(cfg)  # an EvalConfig
     from logreg.evaluation import evaluate  # Lightning is imported here, once the config checked out
 
-    evaluate(cfg)
+    evaluate(config)
 
 
 if __name__ == "__main__":

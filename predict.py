@@ -14,10 +14,10 @@ from logreg.errors import one_line_errors, run_entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    check_config(cfg)
+    config = check_config(cfg)  # a PredictConfig
     from logreg.prediction import predict  # torch and Lightning are imported here, once the config checked out
 
-    predict(cfg)
+    predict(config)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from logreg.errors import one_line_errors, run_entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @one_line_errors
 def main(cfg: DictConfig) -> float:
-    check_config(cfg, sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
+    config = check_config(cfg, sweep=HydraConfig.get().mode == RunMode.MULTIRUN)  # a TrainConfig
     from logreg.training import run  # Lightning is imported here, once the config checked out
 
-    return run(cfg, script=__file__)
+    return run(config, script=__file__)
 
 
 if __name__ == "__main__":

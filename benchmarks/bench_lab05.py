@@ -34,7 +34,7 @@ import sys, time, json
 from pathlib import Path
 clock = [("start", time.perf_counter())]
 def mark(name): clock.append((name, time.perf_counter()))
-import hydra, omegaconf, logreg.hydra_hooks
+import hydra, omegaconf, logreg.checking
 mark("import hydra")
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -45,7 +45,7 @@ with open_dict(cfg):
     cfg.hydra.runtime.output_dir = sys.argv[2]
     cfg.hydra.job.num = 0
 HydraConfig.instance().set_config(cfg)
-logreg.checking.check_config(cfg)
+cfg = logreg.checking.check_config(cfg)  # the TrainConfig train.py hands inward
 mark("compose and check the config")
 import torch, lightning, torchmetrics
 mark("import torch, Lightning, torchmetrics")

@@ -107,7 +107,7 @@ def project_fit_seconds(
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import logreg.hydra_hooks  # noqa: F401 - registers the config schemas
+    from logreg.checking import check_config
     from logreg.checkpoints import AtomicCheckpointIO
     from logreg.data import TabularDataModule
     from logreg.quiet import quiet_third_parties
@@ -129,6 +129,7 @@ def project_fit_seconds(
         cfg.hydra.runtime.output_dir = str(root)
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
+    cfg = check_config(cfg)  # the TrainConfig train.py hands inward
 
     class SyntheticTable(TabularDataModule):
         def read(self) -> Table:

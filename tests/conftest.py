@@ -195,7 +195,7 @@ def run(compose, tmp_path):
 
     def _run(*overrides: str, run_dir=tmp_path):
         cfg = compose(*overrides, run_dir=run_dir)
-        check_config(cfg)
+        cfg = check_config(cfg)
         return train(cfg)
 
     return _run

@@ -17,7 +17,7 @@ def options(group: str) -> list[str]:
 
 def build(cfg, tmp_path):
     """What train.py builds from a config: the DataModule, the model and the Trainer (with logger and callbacks)."""
-    check_config(cfg)
+    cfg = check_config(cfg)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     trainer = build_trainer(cfg, tmp_path, tmp_path, AtomicCheckpointIO(), datamodule.has_rows("val"))

@@ -248,7 +248,7 @@ def test_predict_takes_the_raw_columns_with_missing_cells_in_any_order(fitted, c
     given = write_rows(tmp_path / "new.csv", rows, ["city", "income", "sex", "age"])  # no label, another order
     ckpt = folder / "checkpoints" / "last.ckpt"
     cfg = compose(f"ckpt_path={ckpt}", f"input={given}", f"output={tmp_path / 'p.csv'}", config_name="predict")
-    check_config(cfg)
+    cfg = check_config(cfg)
 
     predict(cfg)
 
@@ -273,7 +273,7 @@ def test_export_ships_the_encoding_beside_the_model_that_takes_the_encoded_featu
     folder, path = fitted
     ckpt = folder / "checkpoints" / "last.ckpt"
     cfg = compose(f"ckpt_path={ckpt}", "format=torchscript", f"output={tmp_path / 'm.pt'}", config_name="export")
-    check_config(cfg)
+    cfg = check_config(cfg)
 
     export(cfg)
 

@@ -30,7 +30,7 @@ def trained(run, tiny_csv, tmp_path):
 def evaluate_checkpoint(compose, ckpt_path, run_dir, *overrides: str) -> dict:
     """What `python eval.py ckpt_path=... *overrides` returns, with its run folder at run_dir."""
     cfg = compose(f"ckpt_path={ckpt_path}", *overrides, run_dir=run_dir, config_name="eval")
-    check_config(cfg)
+    cfg = check_config(cfg)
     return evaluate(cfg)
 
 

@@ -34,7 +34,7 @@ def export_checkpoint(compose):
             *overrides,
             config_name="export",
         )
-        check_config(cfg)
+        cfg = check_config(cfg)
         return export(cfg)
 
     return _export

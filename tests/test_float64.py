@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import LBFGS_OPTIMUM
+from logreg.checking import check_config
 from logreg.training import build_datamodule
 
 
@@ -24,7 +25,7 @@ def fine_csv(tmp_path):
 def test_features_are_read_in_the_runs_precision(compose, fine_csv, precision, dtype):
     cfg = compose("data=csv", f"data.path={fine_csv}", f"trainer.precision={precision}")
 
-    table = build_datamodule(cfg).table
+    table = build_datamodule(check_config(cfg)).table
 
     expected = np.loadtxt(fine_csv, delimiter=",", skiprows=1)[:, :2]  # float64, as the text says
     assert table.features.dtype == dtype
@@ -55,7 +56,9 @@ def test_a_float64_fit_matches_the_reference_on_the_unrounded_values(run, fine_c
 
 def test_the_data_fingerprint_does_not_depend_on_the_precision(compose, fine_csv):
     tables = [
-        build_datamodule(compose("data=csv", f"data.path={fine_csv}", f"trainer.precision={precision}")).table
+        build_datamodule(
+            check_config(compose("data=csv", f"data.path={fine_csv}", f"trainer.precision={precision}"))
+        ).table
         for precision in ("64-true", "32-true")
     ]
 

@@ -81,7 +81,7 @@ def test_logger_tracking_uri_is_checked_by_its_scheme_before_lightning_is_import
 
     cfg = compose("logger=mlflow", f"logger.tracking_uri={uri}" if uri == "null" else f"logger.tracking_uri='{uri}'")
     if known:
-        check_config(cfg)
+        cfg = check_config(cfg)
     else:
         with pytest.raises(ConfigError, match=rf"^logger\.tracking_uri={re.escape(uri)}: expected a tracking URI"):
-            check_config(cfg)
+            cfg = check_config(cfg)

@@ -83,7 +83,7 @@ def test_newton_is_refused_under_float32_naming_the_key(compose, tiny_csv):
 
     cfg = compose(*OPTIMUM, f"data.path={tiny_csv}", "trainer.precision=32-true")
     with pytest.raises(ConfigError, match=r"^trainer\.precision=32-true: expected 64-true with optimizer=newton"):
-        check_config(cfg)
+        cfg = check_config(cfg)
 
 
 def test_newton_is_refused_above_its_feature_limit_in_favour_of_lbfgs():

@@ -100,7 +100,7 @@ def test_predict_reads_and_writes_parquet_by_extension(run, compose, tmp_path):
             f"output={tmp_path / f'pred.{suffix}'}",
             config_name="predict",
         )
-        check_config(cfg)
+        cfg = check_config(cfg)
         assert predict(cfg) == 30
         outputs[suffix] = tmp_path / f"pred.{suffix}"
 

@@ -30,7 +30,7 @@ def predict_rows(compose, ckpt_path, input_path, output_path, *overrides, opener
     cfg = compose(
         f"ckpt_path={ckpt_path}", f"input={input_path}", f"output={output_path}", *overrides, config_name="predict"
     )
-    check_config(cfg)
+    cfg = check_config(cfg)
     predict(cfg)
     with opener(output_path, "rt") as file:
         return list(csv.DictReader(file))

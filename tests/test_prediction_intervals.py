@@ -32,7 +32,7 @@ def predicted(compose, ckpt_path, input_path, output_path, *overrides) -> list[d
     cfg = compose(
         f"ckpt_path={ckpt_path}", f"input={input_path}", f"output={output_path}", *overrides, config_name="predict"
     )
-    check_config(cfg)
+    cfg = check_config(cfg)
     predict(cfg)
     with open(output_path) as file:
         return list(csv.DictReader(file))
@@ -115,7 +115,7 @@ def test_interval_level_outside_zero_one_is_refused_naming_the_key(compose, tmp_
     cfg = compose("ckpt_path=model.ckpt", "input=new.csv", f"interval={level}", config_name="predict")
 
     with pytest.raises(ConfigError, match=rf"^interval={level}: expected a confidence level strictly between 0 and 1"):
-        check_config(cfg)
+        cfg = check_config(cfg)
 
 
 def test_a_dependent_column_leaves_no_covariance_for_intervals_and_says_why():

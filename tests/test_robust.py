@@ -168,7 +168,7 @@ def test_cov_type_cluster_without_a_column_is_refused_naming_the_key(compose, cl
 
     cfg = compose("data=csv", f"data.path={clustered_csv}", "inference.cov_type=cluster")
     with pytest.raises(ConfigError, match=r"^inference\.cluster=null: expected the column of the rows' cluster ids"):
-        check_config(cfg)
+        cfg = check_config(cfg)
 
 
 def test_cluster_ids_may_be_text_in_a_column_left_out_of_the_features(run, tmp_path):

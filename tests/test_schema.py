@@ -200,7 +200,7 @@ def test_eval_takes_the_data_location_keys_without_a_plus(compose, tmp_path):
 
     cfg = compose(f"ckpt_path={checkpoint}", "data.data_dir=/elsewhere", "split=val", config_name="eval")
 
-    check_config(cfg)
+    cfg = check_config(cfg)
     assert cfg.data.data_dir == "/elsewhere"
 
 
@@ -284,7 +284,7 @@ def fuzz_overrides(count: int, seed: int, tmp_path) -> dict[str, int]:
                     cfg.hydra.runtime.output_dir = str(tmp_path)
                     cfg.hydra.job.num = 0
                 HydraConfig.instance().set_config(cfg)
-                check_config(cfg)
+                cfg = check_config(cfg)
                 outcomes["accepted"] += 1
             except Exception as error:  # composing or checking: a user error, in one line, or a bug
                 user_error = as_user_error(error)

@@ -544,7 +544,7 @@ def test_eval_scores_with_the_tuned_threshold(tuned_run, compose, tmp_path):
     probs, labels = probabilities(ckpt_path, "val")
     predicted = probs >= read_checkpoint(ckpt_path)["state_dict"]["threshold"].item()
     cfg = compose(f"ckpt_path={ckpt_path}", "split=val", run_dir=tmp_path / "eval", config_name="eval")
-    check_config(cfg)
+    cfg = check_config(cfg)
 
     metrics = evaluate(cfg)
 
@@ -563,7 +563,7 @@ def test_predict_labels_rows_at_the_tuned_threshold(tuned_run, compose, tmp_path
     with torch.no_grad():
         probs = model(torch.from_numpy(features))
     cfg = compose(f"ckpt_path={ckpt_path}", "input=new.csv", "output=pred.csv", config_name="predict")
-    check_config(cfg)
+    cfg = check_config(cfg)
 
     predict(cfg)
 
@@ -582,7 +582,7 @@ def test_exported_onnx_model_predicts_at_the_tuned_threshold(tuned_run, compose,
     threshold = read_checkpoint(ckpt_path)["state_dict"]["threshold"]
     features, _ = make_table()
     cfg = compose(f"ckpt_path={ckpt_path}", "format=onnx", f"output={tmp_path / 'model.onnx'}", config_name="export")
-    check_config(cfg)
+    cfg = check_config(cfg)
 
     path = export(cfg)
 

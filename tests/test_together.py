@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, event_entries, scalars
+from logreg.checking import check_config
 
 # Each trial of one group: every setting a group lets differ, mixed (and one shared pinned data.seed, so the seeds
 # change only the initial weights).
@@ -64,21 +65,19 @@ def coefficients(folder: Path) -> list[list[float]]:
 def test_every_trial_trained_together_equals_its_configuration_trained_alone(
     compose, run, tiny_csv, tmp_path, precision, batch_size, tolerance
 ):
-    from logreg.checking import check_config
     from logreg.together_runs import group_key, train_group, write_trial
 
     grid = [[*shared(tiny_csv, precision, batch_size), *trial] for trial in MIXED_GRID]
     configs = []
     for n, overrides in enumerate(grid):
         cfg = compose(*overrides, run_dir=tmp_path / f"together_{n}")
-        check_config(cfg)
         configs.append(cfg)
     assert len({group_key(cfg) for cfg in configs}) == 1 and group_key(configs[0])[0] is not None  # one group
 
     trained = train_group(configs)
     for n, overrides in enumerate(grid):
         together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
-        write_trial(compose(*overrides, run_dir=together), trained[n])
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
         run(*overrides, run_dir=alone)
 
         mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
@@ -171,7 +170,7 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
 def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose, overrides, reason):
     from logreg.together_runs import group_key
 
-    assert group_key(compose(*overrides)) == (None, reason)
+    assert group_key(check_config(compose(*overrides))) == (None, reason)
 
 
 @pytest.mark.parametrize(
@@ -189,8 +188,8 @@ def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose
 def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, overrides):
     from logreg.together_runs import group_key
 
-    base = group_key(compose())
-    assert base[0] is not None and group_key(compose(*overrides)) == base
+    base = group_key(check_config(compose()))
+    assert base[0] is not None and group_key(check_config(compose(*overrides))) == base
 
 
 @pytest.mark.parametrize(
@@ -199,8 +198,8 @@ def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, ov
 def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose, overrides):
     from logreg.together_runs import group_key
 
-    key = group_key(compose(*overrides))[0]
-    assert key is not None and key != group_key(compose())[0]
+    key = group_key(check_config(compose(*overrides)))[0]
+    assert key is not None and key != group_key(check_config(compose()))[0]
 
 
 @pytest.fixture(scope="module")
@@ -319,11 +318,13 @@ def test_a_trial_that_diverges_stops_alone_and_fails_as_its_own_run_would(compos
     from logreg.together_runs import train_group, write_trial
 
     overrides = ["data=csv", f"data.path={tiny_csv}", "epochs=4", "trainer.enable_progress_bar=false"]
-    configs = [compose(*overrides, f"lr={lr}", run_dir=tmp_path / f"t{n}") for n, lr in enumerate((0.5, 3e38))]
+    configs = [
+        check_config(compose(*overrides, f"lr={lr}", run_dir=tmp_path / f"t{n}")) for n, lr in enumerate((0.5, 3e38))
+    ]
     trained = train_group(configs)
 
     assert trained[0].history.diverged_at is None and len(trained[0].history.logs) == 8  # 4 epochs: train, val
     assert trained[1].history.diverged_at is not None
     assert torch.isfinite(trained[0].model.linear.weight).all()
     with pytest.raises(TrainingDiverged, match="lr=3e"):
-        write_trial(compose(*overrides, "lr=3e38", run_dir=tmp_path / "t1"), trained[1])
+        write_trial(check_config(compose(*overrides, "lr=3e38", run_dir=tmp_path / "t1")), trained[1])

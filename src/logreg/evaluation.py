@@ -7,6 +7,7 @@ is refused, since its split would hold other rows, unless `allow_changed_data=tr
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,16 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
-from logreg.checking import as_dict
 from logreg.checkpoints import AtomicCheckpointIO, datamodule_from_checkpoint, model_from_checkpoint
 from logreg.errors import ConfigError, DataError
 from logreg.plots import EvaluationPlots
 from logreg.quiet import quiet_third_parties
 from logreg.report import confusion_matrix, record_run, report, report_confusion_matrix
+from logreg.schema import EvalConfig
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Score the checkpoint on `cfg.split`; return its metrics, named by the rows scored (`val/acc`, ...), and the
     confusion matrix [[tn, fp], [fn, tp]]."""
     quiet_third_parties()
@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     checkpoint = checkpoint_io.read(cfg.ckpt_path)
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
-    changes = {key: value for key, value in as_dict(cfg.data).items() if value is not None}
+    changes = {key: value for key, value in dataclasses.asdict(cfg.data).items() if value is not None}
     if cfg.split:
         changes["test_on"] = cfg.split
     datamodule, spec = datamodule_from_checkpoint(checkpoint, cfg.ckpt_path, **changes)
@@ -54,7 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"use {with_rows}"
         )
     model.test_prefix = split
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(
         cfg.trainer,
         logger=logger,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 
 from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
@@ -26,6 +25,7 @@ from logreg.errors import ConfigError
 from logreg.model import LogisticRegression
 from logreg.outputs import check_output, write_output, write_text
 from logreg.quiet import quiet_third_parties
+from logreg.schema import ExportConfig
 
 
 class Predictor(nn.Module):
@@ -134,7 +134,7 @@ def encoding_json(encoding: Encoding, raw_columns: list[str]) -> str:
     )
 
 
-def export(cfg: DictConfig) -> Path:
+def export(cfg: ExportConfig) -> Path:
     """What `python export.py ckpt_path=... format=...` does: write the exported model; return its path. A model
     trained on encoded columns (categories, imputed values) gets its encoding beside it, as JSON."""
     quiet_third_parties()
@@ -145,14 +145,15 @@ def export(cfg: DictConfig) -> Path:
     spec = data_spec(checkpoint)
     encoding = Encoding.from_dict(spec["encoding"]) if spec.get("encoding") else None
     beside = encoding_path(output) if encoding is not None and not encoding.is_identity else None
-    checks = {"inputs": [cfg.ckpt_path], "overwrite": cfg.overwrite}
+    inputs, overwrite = [cfg.ckpt_path], cfg.overwrite
     if beside is not None:  # both refused before either is written
-        check_output(beside, **checks, same_kind=is_encoding_json)
-    with write_output(output, **checks, same_kind=same_kind) as partial:
+        check_output(beside, inputs=inputs, overwrite=overwrite, same_kind=is_encoding_json)
+    with write_output(output, inputs=inputs, overwrite=overwrite, same_kind=same_kind) as partial:
         write(model, partial)
     n_features = model.n_features
     print(f"{cfg.format} model written to {output}: features (batch, {n_features}) -> probability, prediction (batch,)")
     if beside is not None and encoding is not None:
-        write_text(beside, encoding_json(encoding, list(spec["raw_features"])), **checks, same_kind=is_encoding_json)
+        text = encoding_json(encoding, list(spec["raw_features"]))
+        write_text(beside, text, inputs=inputs, overwrite=overwrite, same_kind=is_encoding_json)
         print(f"its features are encoded from the raw columns as {beside} says")
     return output

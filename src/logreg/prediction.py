@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from omegaconf import DictConfig
 
 from logreg.checkpoints import data_spec, model_from_checkpoint, read_checkpoint
 from logreg.intervals import probability_intervals, stored_record
 from logreg.outputs import write_output
+from logreg.schema import PredictConfig
 from logreg.table import read_feature_rows
 
 HEADER = "probability,prediction"
@@ -50,7 +50,7 @@ def is_predictions_csv(path: Path) -> bool:
         return False
 
 
-def predict(cfg: DictConfig) -> int:
+def predict(cfg: PredictConfig) -> int:
     """Write the predictions; return the number of rows."""
     checkpoint = read_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
@@ -65,7 +65,9 @@ def predict(cfg: DictConfig) -> int:
     with torch.inference_mode():
         probs = model(torch.from_numpy(features)).numpy()  # (N,)
     predictions = (probs >= threshold).astype(np.int64)
-    bounds = probability_intervals(features, record, cfg.interval) if record is not None else None  # (N,), (N,)
+    bounds = None  # (N,), (N,): the lower and upper bounds, where asked
+    if record is not None and cfg.interval is not None:
+        bounds = probability_intervals(features, record, cfg.interval)
     with write_output(
         cfg.output, inputs=[cfg.input, cfg.ckpt_path], overwrite=cfg.overwrite, same_kind=is_predictions_csv
     ) as partial:

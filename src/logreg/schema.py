@@ -549,7 +549,7 @@ class InferenceConfig:
             yield "cluster", "null unless inference.cov_type=cluster"
 
 
-def _field(node: Any, name: str) -> Any:
+def value_of(node: Any, name: str) -> Any:
     """`node.name` of a schema dataclass, or `node[name]` of a plain mapping; None where it has none."""
     return node.get(name) if isinstance(node, Mapping) else getattr(node, name, None)
 
@@ -585,11 +585,11 @@ class TrainConfig:
     def monitors(self) -> Iterator[tuple[str, str]]:
         """(key, metric) for every key that names a metric to watch: `monitor`, the scheduler's, any callback's."""
         yield "monitor", self.monitor
-        scheduler_monitor = _field(self.model.scheduler, "monitor")
+        scheduler_monitor = value_of(self.model.scheduler, "monitor")
         if scheduler_monitor is not None:
             yield "model.scheduler.monitor", scheduler_monitor
         for name, callback in (self.callbacks or {}).items():
-            watched = _field(callback, "monitor")
+            watched = value_of(callback, "monitor")
             if watched is not None:
                 yield f"callbacks.{name}.monitor", watched
 
@@ -606,7 +606,7 @@ class TrainConfig:
                 no_val = monitor.startswith("val/") and not has_val
                 why = " (data.val_fraction=0: no validation rows)" if no_val else ""
                 yield key, f"a metric logged while fitting{why}: {', '.join(metrics['fit'])}"
-        scheduler_monitor = _field(self.model.scheduler, "monitor")
+        scheduler_monitor = value_of(self.model.scheduler, "monitor")
         if self.cv.folds >= 2 and self.cv.refit and str(scheduler_monitor).startswith("val/"):
             yield (
                 "model.scheduler.monitor",

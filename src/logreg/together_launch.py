@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from logreg.checking import check_config
 from logreg.errors import find_user_error
+from logreg.schema import TrainConfig
 
 
 @contextmanager
@@ -39,25 +40,29 @@ def as_job(cfg: DictConfig) -> Iterator[DictConfig]:
         instance.cfg = before
 
 
-def plan(jobs: list[DictConfig], train_together: bool) -> tuple[list[list[int]], dict[int, str]]:
-    """The groups (job positions, two or more per group) and, for every other job, why it trains alone."""
+def plan(
+    jobs: list[DictConfig], train_together: bool
+) -> tuple[list[list[int]], dict[int, str], dict[int, TrainConfig]]:
+    """The groups (job positions, two or more per group); for every other job, why it trains alone; and the typed
+    config of each job that may train in a group, checked once, here."""
     from logreg.together_runs import group_key
 
     keys: dict[str, list[int]] = {}
     alone: dict[int, str] = {}
+    typed: dict[int, TrainConfig] = {}
     for position, cfg in enumerate(jobs):
         if not train_together:
             alone[position] = "hydra.launcher.train_together=false"
             continue
         with as_job(cfg) as early:
             try:
-                check_config(early, sweep=True)
+                typed[position] = check_config(early, sweep=True)
             except Exception as error:
                 if find_user_error(error) is None:
                     raise
                 alone[position] = "its config is refused"
                 continue
-            key, reason = group_key(early)
+            key, reason = group_key(typed[position])
         if key is None:
             alone[position] = reason
         else:
@@ -68,7 +73,7 @@ def plan(jobs: list[DictConfig], train_together: bool) -> tuple[list[list[int]],
             alone[members[0]] = "no other trial shares its rows and settings"
         else:
             groups.append(members)
-    return groups, alone
+    return groups, alone, typed
 
 
 def summary_line(groups: list[list[int]], alone: dict[int, str], n_jobs: int) -> str:
@@ -101,7 +106,7 @@ def launch(
             cfg.hydra.job.id = initial_job_idx + offset
             cfg.hydra.job.num = initial_job_idx + offset
         jobs.append(cfg)
-    groups, alone = plan(jobs, train_together)
+    groups, alone, typed = plan(jobs, train_together)
     if len(jobs) > 1:  # a batch of one (Optuna's n_jobs=1) has nothing to train with
         line(summary_line(groups, alone, len(jobs)))
     trained: dict[int, Any] = {}
@@ -111,7 +116,7 @@ def launch(
         for members in groups:
             with as_job(jobs[members[0]]):
                 try:
-                    results = train_group([jobs[position] for position in members])
+                    results = train_group([typed[position] for position in members])
                 except Exception as error:  # a user error (the data, say): each job meets it again, alone
                     if find_user_error(error) is None:
                         raise
@@ -121,7 +126,7 @@ def launch(
     from logreg.together_runs import trial_task
 
     for position, cfg in enumerate(jobs):
-        task = trial_task(trained[position], cfg.optimized_metric, line) if position in trained else task_function
+        task = trial_task(trained[position], typed[position], line) if position in trained else task_function
         runs.append(
             run_job(
                 hydra_context=hydra_context,

@@ -11,6 +11,7 @@ always.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from logreg.data import TabularDataModule
 from logreg.errors import TrainingDiverged, one_line_errors
@@ -32,9 +33,17 @@ from logreg.metric_names import metric_mode
 from logreg.model import LogisticRegression
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
-from logreg.schema import TrainerConfig, counts_batches
+from logreg.schema import (
+    CheckpointConfig,
+    LastCheckpointConfig,
+    PlotsConfig,
+    TrainConfig,
+    TrainerConfig,
+    counts_batches,
+    value_of,
+)
 from logreg.together import GROUPABLE_OPTIMIZERS, TogetherModule, TrialHistory, TrialSettings, stack_initial
-from logreg.training import build_datamodule, build_logger, build_model, hyperparameters
+from logreg.training import build_datamodule, build_logger, build_model, hyperparameters, plain
 
 # Trainer keys a group shares by construction or that only change how a run is shown: any other key must be at its
 # schema default for a trial to train with others.
@@ -64,34 +73,18 @@ CALLBACKS_ALLOWED = {
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
 
 
-def _shared(node: Any) -> Any:
-    """The node as plain values, resolved, except interpolations naming Hydra's run folder (the same in every trial's
-    config, and resolvable only inside the trial's job)."""
-    if not isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    raw = OmegaConf.to_container(node, resolve=False)
-    assert isinstance(raw, dict)
-    values = {}
-    for key, value in raw.items():
-        if isinstance(value, str) and "${hydra:" in value:
-            values[str(key)] = value
-        else:
-            values[str(key)] = _shared(node[key])
-    return values
-
-
-def trial_settings(cfg: DictConfig) -> TrialSettings:
+def trial_settings(cfg: TrainConfig) -> TrialSettings:
     """What of `cfg` may differ within a group (pos_weight as configured: a number, or balanced, resolved later)."""
     optimizer = cfg.model.optimizer
-    betas = tuple(optimizer.get("betas", (0.9, 0.999)))
+    betas = tuple(getattr(optimizer, "betas", (0.9, 0.999)))
     return TrialSettings(
         optimizer=optimizer.name,
         lr=float(optimizer.lr),
-        weight_decay=float(optimizer.get("weight_decay", 0.0)),
-        momentum=float(optimizer.get("momentum", 0.0)),
-        nesterov=bool(optimizer.get("nesterov", False)),
+        weight_decay=float(getattr(optimizer, "weight_decay", 0.0)),
+        momentum=float(getattr(optimizer, "momentum", 0.0)),
+        nesterov=bool(getattr(optimizer, "nesterov", False)),
         betas=(float(betas[0]), float(betas[1])),
-        eps=float(optimizer.get("eps", 1e-8)),
+        eps=float(getattr(optimizer, "eps", 1e-8)),
         pos_weight=math.nan if cfg.model.pos_weight == "balanced" else float(cfg.model.pos_weight),
         threshold=float(cfg.model.threshold),
         tune_threshold=cfg.model.tune_threshold,
@@ -101,12 +94,12 @@ def trial_settings(cfg: DictConfig) -> TrialSettings:
     )
 
 
-def group_key(cfg: DictConfig) -> tuple[str | None, str]:
+def group_key(cfg: TrainConfig) -> tuple[str | None, str]:
     """(what the trial shares with the trials it can train with, as a string; "") or (None, why it trains alone)."""
     optimizer = cfg.model.optimizer
     if optimizer is None or optimizer.name not in GROUPABLE_OPTIMIZERS:
         return None, f"optimizer={optimizer.name if optimizer is not None else 'default'}"
-    if optimizer.get("amsgrad") or optimizer.get("dampening", 0.0) != 0:
+    if getattr(optimizer, "amsgrad", False) or getattr(optimizer, "dampening", 0.0) != 0:
         return None, "amsgrad or dampening"
     if cfg.model.scheduler:
         return None, f"scheduler={cfg.model.scheduler.name}"
@@ -122,32 +115,39 @@ def group_key(cfg: DictConfig) -> tuple[str | None, str]:
     if trainer.devices not in (1, "1") or trainer.num_nodes != 1 or str(trainer.strategy) != "auto":
         return None, "several devices (DDP)"
     defaults = TrainerConfig()
-    for key in trainer:
-        if key not in TRAINER_KEYS_ALLOWED and trainer[key] != getattr(defaults, str(key), None):
+    for item in dataclasses.fields(trainer):
+        key = item.name
+        if key not in TRAINER_KEYS_ALLOWED and getattr(trainer, key) != getattr(defaults, key):
             return None, f"trainer.{key}"
-    if cfg.get("logger") and cfg.logger._target_ not in LOGGERS_ALLOWED:
-        return None, f"logger {cfg.logger._target_.rsplit('.', 1)[-1]}"
-    for name, callback in (cfg.get("callbacks") or {}).items():
+    target = value_of(cfg.logger, "_target_")
+    if cfg.logger and target not in LOGGERS_ALLOWED:
+        return None, f"logger {str(target).rsplit('.', 1)[-1]}"
+    for name, callback in cfg.callbacks.items():
         if callback is None:
             continue
-        if callback._target_ not in CALLBACKS_ALLOWED:
+        target = value_of(callback, "_target_")
+        if target not in CALLBACKS_ALLOWED:
             return None, f"callbacks.{name}"
-        if callback._target_.endswith("ModelCheckpoint") and (
-            callback.get("save_top_k", 1) != 1 or callback.get("every_n_epochs") not in (None, 1) or callback.save_last
+        if target.endswith("ModelCheckpoint") and (
+            value_of(callback, "save_top_k") != 1
+            or value_of(callback, "every_n_epochs") not in (None, 1)
+            or value_of(callback, "save_last")
         ):
             return None, f"callbacks.{name} options"
-        if callback.get("histograms"):
+        if value_of(callback, "histograms"):
             return None, f"callbacks.{name}.histograms"
     shared = {
-        "data": _shared(cfg.data),
-        "trainer": {k: v for k, v in _shared(trainer).items() if k not in ("max_epochs", "check_val_every_n_epoch")},
-        "model": {k: v for k, v in _shared(cfg.model).items() if k in ("_target_", "gradient")},
-        "logger": _shared(cfg.logger) if cfg.get("logger") else None,
-        "callbacks": _shared(cfg.callbacks) if cfg.get("callbacks") else None,
+        "data": plain(cfg.data),
+        "trainer": {k: v for k, v in plain(trainer).items() if k not in ("max_epochs", "check_val_every_n_epoch")},
+        "model": {k: v for k, v in plain(cfg.model).items() if k in ("_target_", "gradient")},
+        "logger": plain(cfg.logger) if cfg.logger else None,
+        "callbacks": {name: plain(c) if c is not None else None for name, c in cfg.callbacks.items()},
         "threads": cfg.threads,
         "monitor": cfg.monitor,
     }
-    return json.dumps(shared, sort_keys=True, default=str), ""
+    # Paths inside the trial's own run folder are the same for every trial of the sweep, relative to that folder
+    run_dir = str(HydraConfig.get().runtime.output_dir)
+    return json.dumps(shared, sort_keys=True, default=str).replace(run_dir, "<run folder>"), ""
 
 
 # ----------------------------------------------------------------------------------------------------- training
@@ -164,7 +164,7 @@ class TrainedTrial:
     steps_per_epoch: int
 
 
-def train_group(configs: list[DictConfig]) -> list[TrainedTrial]:
+def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
     """Train the trials of one group (configs that `group_key` gave the same key) as one Lightning run."""
     quiet_third_parties()
     first = configs[0]
@@ -262,7 +262,7 @@ def trial_checkpoint(
     }
 
 
-def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
+def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
     """Everything the trial's own run would have left in its folder, from its share of the group's run; returns its
     final metrics. Raises TrainingDiverged, as its own run would have, for a trial that diverged."""
     from logreg.checkpoints import AtomicCheckpointIO
@@ -288,13 +288,11 @@ def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
             logged.log_metrics({**test, "epoch": history.last_epoch + 1}, step=step)
     _draw(cfg, trial, loggers)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
-    for callback in (cfg.get("callbacks") or {}).values():
-        if callback is None:
-            continue
-        if callback._target_ == "logreg.callbacks.LastCheckpoint":
+    for callback in cfg.callbacks.values():
+        if isinstance(callback, LastCheckpointConfig):
             path = Path(callback.dirpath) / f"{callback.filename}.ckpt"
             checkpoint_io.save_checkpoint(trial_checkpoint(trial, history.last_epoch, history.updates), path)
-        elif callback._target_.endswith("ModelCheckpoint") and history.best is not None:
+        elif isinstance(callback, CheckpointConfig) and history.best is not None:
             score, epoch, step, theta, threshold = history.best
             saver = instantiate(callback)
             name = saver.format_checkpoint_name({callback.monitor: torch.tensor(score), "epoch": epoch, "step": step})
@@ -305,12 +303,11 @@ def write_trial(cfg: DictConfig, trial: TrainedTrial) -> dict[str, float]:
     return metrics
 
 
-def _draw(cfg: DictConfig, trial: TrainedTrial, loggers: list) -> None:
+def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
     """The trial's TensorBoard images, as `logreg.plots.EvaluationPlots` draws them (where it is configured)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    callbacks = [c for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    if not any(c._target_ == "logreg.plots.EvaluationPlots" for c in callbacks):
+    if not any(isinstance(c, PlotsConfig) for c in cfg.callbacks.values()):
         return
     writer = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
     from logreg.plots import EvaluationPlots
@@ -330,12 +327,14 @@ def _draw(cfg: DictConfig, trial: TrainedTrial, loggers: list) -> None:
             plt.close(figure)
 
 
-def trial_task(trial: TrainedTrial, optimized_metric: str, line: Callable[[str], None]) -> Callable[[Any], float]:
-    """The task function Hydra's run_job calls for a trial trained in a group: it writes the trial's outputs, prints
-    one line, and returns the metric the sweeper optimizes."""
+def trial_task(trial: TrainedTrial, cfg: TrainConfig, line: Callable[[str], None]) -> Callable[[Any], float]:
+    """The task function Hydra's run_job calls for a trial trained in a group (`cfg`: its config, checked and typed
+    before the group trained): it writes the trial's outputs, prints one line, and returns the metric the sweeper
+    optimizes."""
+    optimized_metric = cfg.optimized_metric
 
     @one_line_errors
-    def task(cfg: DictConfig) -> float:
+    def task(job: DictConfig) -> float:  # the same config, as Hydra's node
         metrics = write_trial(cfg, trial)
         hydra_cfg = HydraConfig.get()
         shown = " ".join(

@@ -8,6 +8,7 @@ non-test row, in `refit/`, is tested on the held-out rows.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import sys
@@ -19,7 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Checkpoint
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from logreg.callbacks import LastCheckpoint
 from logreg.checking import as_dict
@@ -33,10 +34,10 @@ from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
-from logreg.schema import counts_batches
+from logreg.schema import TrainConfig, counts_batches, value_of
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: TrainConfig) -> dict[str, float]:
     """Fit and test as `cfg` says, or cross-validate; return the final metrics (train/*, val/*, test/*, cv/*)."""
     quiet_third_parties()
     if cfg.threads:
@@ -47,15 +48,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return fit_and_test(cfg, run_dir)
 
 
-def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **data_changes: Any) -> dict[str, float]:
+def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **data_changes: Any) -> dict[str, float]:
     """One model: fit on the training rows, test on `data.test_on`'s rows, report into `folder` (the run folder, or
     a fold's folder inside it, with `data_changes` choosing the fold)."""
     folder = folder or run_dir
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **data_changes)
-    inference = cfg.get("inference") or {}
-    if inference.get("cluster"):  # its column is read now, so a missing one stops the run before training
-        datamodule.column(inference["cluster"], "inference.cluster")
+    inference = cfg.inference
+    if inference.cluster:  # its column is read now, so a missing one stops the run before training
+        datamodule.column(inference.cluster, "inference.cluster")
     model = build_model(cfg, datamodule)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
@@ -80,8 +81,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
             model,
             datamodule,
             "train",
-            inference.get("cov_type", "nonrobust"),
-            inference.get("cluster"),
+            inference.cov_type,
+            inference.cluster,
         )
         last = next((c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
         if fit is not None and last is not None and last.is_file():
@@ -90,12 +91,12 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
             # and keeps the rest as Lightning wrote it; saving it again through the Trainer after testing would
             # re-dump the loops' and callbacks' state instead, and a buffer would change the state_dict that resuming
             # loads strictly. best-*.ckpt holds another epoch's weights: it gets none.
-            record = checkpoint_record(fit, inference.get("cov_type", "nonrobust"))
+            record = checkpoint_record(fit, inference.cov_type)
             checkpoint_io.amend(last, {RECORD_KEY: record})
     return metrics
 
 
-def cross_validate(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def cross_validate(cfg: TrainConfig, run_dir: Path) -> dict[str, float]:
     """cv.folds models, one per fold, then (cv.refit) one on every non-test row; the folds' mean and spread of every
     validation metric, as cv/val/<name> and cv/val/<name>_std."""
     folds = cfg.cv.folds
@@ -119,25 +120,24 @@ def cross_validate(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def refit_config(cfg: DictConfig, per_fold: list[dict[str, float]]) -> DictConfig:
+def refit_config(cfg: TrainConfig, per_fold: list[dict[str, float]]) -> TrainConfig:
     """The config of the refit after cross-validation: it has no validation rows, so the callbacks that watch a
     validation metric (the best checkpoint, early stopping) are left out (it trains its epochs and keeps last.ckpt),
     and a threshold tuned on validation rows is the mean of the folds' tuned thresholds."""
-    refit = cfg.copy()
-    with open_dict(refit):
-        for name, callback in (cfg.get("callbacks") or {}).items():
-            if callback is not None and str(callback.get("monitor") or "").startswith("val/"):
-                refit.callbacks[name] = None
-        if cfg.model.tune_threshold:
-            refit.model.threshold = sum(fold["threshold"] for fold in per_fold) / len(per_fold)
-            refit.model.tune_threshold = None
+    refit = copy.deepcopy(cfg)
+    for name, callback in cfg.callbacks.items():
+        if str(value_of(callback, "monitor") or "").startswith("val/"):
+            refit.callbacks[name] = None
+    if cfg.model.tune_threshold:
+        refit.model.threshold = sum(fold["threshold"] for fold in per_fold) / len(per_fold)
+        refit.model.tune_threshold = None
     return refit
 
 
 # ---------------------------------------------------------------------------------------------------- building
 
 
-def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
+def build_datamodule(cfg: TrainConfig, **changes: Any) -> TabularDataModule:
     """The DataModule of `cfg.data`, loaded (read and split), with `changes` (a fold, ...). When a Trainer option
     counts training batches (limit_train_batches, max_steps, ...), each Lightning step is one mini-batch, so they count
     mini-batches."""
@@ -150,7 +150,7 @@ def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
     return datamodule
 
 
-def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LogisticRegression:
+def build_model(cfg: TrainConfig, datamodule: TabularDataModule) -> LogisticRegression:
     """The model of `cfg.model`, given what the data says: the number of features, the training rows' scaler, and
     the balanced class weight where `model.pos_weight=balanced`."""
     scaler = datamodule.scaler()
@@ -165,13 +165,13 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LogisticRegre
     )
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> Any:
-    if not cfg.get("logger"):
+def build_logger(cfg: TrainConfig, run_dir: Path, folder: Path) -> Any:
+    if not cfg.logger:
         return None
-    if str(cfg.logger._target_).endswith("MLFlowLogger") and importlib.util.find_spec("mlflow") is None:
+    if str(value_of(cfg.logger, "_target_")).endswith("MLFlowLogger") and importlib.util.find_spec("mlflow") is None:
         raise ConfigError("logger=mlflow needs MLflow: pip install 'logreg[mlflow]'")
     options = {}
-    database = str(cfg.logger.get("tracking_uri") or "")
+    database = str(value_of(cfg.logger, "tracking_uri") or "")
     if database.startswith("sqlite:///"):  # MLflow's database file: by its absolute path, in a folder that exists
         path = Path(database.removeprefix("sqlite:///")).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,13 +183,13 @@ def build_logger(cfg: DictConfig, run_dir: Path, folder: Path) -> Any:
 
 
 def build_trainer(
-    cfg: DictConfig, run_dir: Path, folder: Path, checkpoint_io: AtomicCheckpointIO, has_validation: bool = True
+    cfg: TrainConfig, run_dir: Path, folder: Path, checkpoint_io: AtomicCheckpointIO, has_validation: bool = True
 ) -> L.Trainer:
     """The Trainer of `cfg.trainer`, with the logger, the callbacks and the atomic checkpoint plugin; paths inside
     the run folder moved into `folder`. A Trainer argument Lightning refuses is named in one line."""
     logger = build_logger(cfg, run_dir, folder)
     callbacks = []
-    for name, callback in (cfg.get("callbacks") or {}).items():
+    for name, callback in cfg.callbacks.items():
         if callback is None:  # an entry switched off (callbacks.checkpoint=null)
             continue
         try:
@@ -240,11 +240,10 @@ def _cause(error: BaseException) -> str:
     return one_line(f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else error)
 
 
-def moved(node: DictConfig, run_dir: Path, folder: Path) -> DictConfig:
-    """`node`, with every path inside the run folder moved into `folder` (a fold's own folder); as is otherwise."""
-    if folder == run_dir:
-        return node
-    resolved = OmegaConf.to_container(node, resolve=True)
+def moved(node: Any, run_dir: Path, folder: Path) -> DictConfig:
+    """`node` (a typed config with a `_target_`, or a mapping) as what `instantiate` takes, with every path inside the
+    run folder moved into `folder` (a fold's own folder)."""
+    resolved = OmegaConf.to_container(OmegaConf.create(node), resolve=True)
 
     def move(value: Any) -> Any:
         if isinstance(value, str) and (value == str(run_dir) or value.startswith(f"{run_dir}/")):
@@ -256,6 +255,11 @@ def moved(node: DictConfig, run_dir: Path, folder: Path) -> DictConfig:
         return value
 
     return OmegaConf.create(move(resolved))
+
+
+def plain(node: Any) -> dict[str, Any]:
+    """A typed config node (a schema dataclass, or a mapping where the schema says Any) as plain values."""
+    return as_dict(OmegaConf.create(node), resolve=True)
 
 
 def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None:
@@ -300,19 +304,19 @@ def resuming_line(checkpoint: dict, path: str, max_epochs: int) -> str:
 # --------------------------------------------------------------------------------------------------- reporting
 
 
-def flat_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+def flat_hyperparameters(cfg: TrainConfig) -> dict[str, Any]:
     """The knobs a user set, flat: what TensorBoard's HPARAMS tab compares runs by."""
     options = {"seed": cfg.seed, "epochs": cfg.trainer.max_epochs}
-    model = as_dict(cfg.model, resolve=True)
+    model = plain(cfg.model)
     options |= {f"model.{k}": v for k, v in model.items() if k not in ("_target_", "optimizer", "scheduler")}
     options |= {f"optimizer.{k}": v for k, v in (model.get("optimizer") or {}).items()}
     options |= {f"scheduler.{k}": v for k, v in (model.get("scheduler") or {}).items()}
-    data = as_dict(cfg.data, resolve=True)
+    data = plain(cfg.data)
     options |= {f"data.{k}": v for k, v in data.items() if k not in ("_target_", "data_dir", "url", "sha256")}
     return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in options.items()}
 
 
-def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: TabularDataModule) -> dict[str, Any]:
+def hyperparameters(cfg: TrainConfig, model: LogisticRegression, datamodule: TabularDataModule) -> dict[str, Any]:
     """This run's knobs, and what the data decided (the class weight, the fold, the decision threshold)."""
     options = flat_hyperparameters(cfg)
     options["model.pos_weight"] = float(model.options.pos_weight)
@@ -322,7 +326,7 @@ def hyperparameters(cfg: DictConfig, model: LogisticRegression, datamodule: Tabu
     return options
 
 
-def run(cfg: DictConfig, script: str) -> float | list[float]:
+def run(cfg: TrainConfig, script: str) -> float | list[float]:
     """train.py's job: `train` with Lightning's DDP processes running this Hydra job; returns the metric a sweeper
     optimizes (`optimized_metric`; NaN where a single run does not measure it)."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -338,6 +342,6 @@ def run(cfg: DictConfig, script: str) -> float | list[float]:
         if error.filename:
             raise
         raise OSError(error.errno, error.strerror, HydraConfig.get().runtime.output_dir) from error
-    if OmegaConf.is_list(cfg.optimized_metric):  # several objectives: one value each
+    if isinstance(cfg.optimized_metric, list):  # several objectives: one value each
         return [metrics.get(metric, math.nan) for metric in cfg.optimized_metric]
     return metrics.get(cfg.optimized_metric, math.nan)
