@@ -141,6 +141,7 @@ def read_numbers(
     if repeated:
         raise DataError(f"{shown}: the header names the text column {repeated[0]!r} more than once; rename one")
     levels: dict[int, list[str]] = {}
+    values = None
     try:
         values = _parse(path, compression, encoding, names, header, text, allow_missing, levels, dtype)
     except (_Unusable, *_READ_ERRORS) as error:
@@ -153,6 +154,7 @@ def read_numbers(
         )
         reason = (str(failure).splitlines() or [type(failure).__name__])[0]
         raise DataError(f"{shown}: {problem or f'could not be read as comma-separated numbers ({reason})'}")
+    assert values is not None, "read, or the failure raised above"
     if len(values) == 0:
         raise DataError(f"{shown}: no data rows after the header line")
     return NumericTable(values, names, header, path, encoding, levels)
@@ -193,6 +195,15 @@ def index_of(names: list[str], has_header: bool, path: str | os.PathLike, column
 
 
 # ------------------------------------------------------------------------------------------------------ the fast path
+
+
+def category_codes(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list[str]]:
+    """A text column as float64 codes 0, 1, ... (null where a cell is missing), and its categories in the order of
+    first appearance (code k is category k)."""
+    # call_function: pyarrow.compute's functions are generated when it is imported, unseen by type checkers
+    distinct = pc.call_function("unique", [column]).drop_null()
+    codes = pc.call_function("index_in", [column], pc.SetLookupOptions(value_set=distinct))
+    return pc.cast(codes, pa.float64()), [str(level) for level in distinct.to_pylist()]
 
 
 def _parse(
@@ -237,10 +248,9 @@ def _parse(
             if chunked.null_count and not allow_missing:
                 raise _Unusable("a cell is empty")
             if column in text:
-                distinct = pc.unique(chunked).drop_null()
+                chunked, column_levels = category_codes(chunked)
                 if levels is not None:
-                    levels[column] = [str(level) for level in distinct.to_pylist()]
-                chunked = pc.cast(pc.index_in(chunked, value_set=distinct), pa.float64())
+                    levels[column] = column_levels
             if chunked.null_count:
                 chunked = pc.fill_null(chunked, math.nan)
             start = 0
@@ -278,7 +288,7 @@ def _diagnose(
 ) -> str | None:
     """The first problem in file order, as 'line L...' (without the path), or None if none is found."""
     text, bad = _decode(_read_all(path, shown, compression), codec)
-    lines = _LINE_END.split(text)
+    lines, partial = _LINE_END.split(text), ""
     if bad is not None:  # the text stops at the bad byte: its line is the last, incomplete one
         lines, partial = lines[:-1], lines[-1]
     plain_row = re.compile(rf"{_PLAIN}(?:,{_PLAIN}){{{len(names) - 1}}}")

@@ -340,7 +340,7 @@ class CSVDataModule(TabularDataModule):
     """
 
     schema = CSVDataConfig
-    options: CSVDataConfig
+    options: CSVDataConfig  # pyright: ignore[reportIncompatibleVariableOverride] - the base sets it from `schema`
 
     def __init__(
         self,
@@ -433,7 +433,7 @@ class BreastCancerDataModule(TabularDataModule):
                 "data=breast_cancer reads its table from scikit-learn, which is not installed: "
                 "pip install 'logreg[breast-cancer]' (or pip install scikit-learn)"
             ) from error
-        source = load_breast_cancer()
+        source: Any = load_breast_cancer()  # a Bunch (typed as a Bunch or an (X, y) tuple)
         features = source.data.astype(self._dtype)  # float64 as shipped, or rounded to float32
         # str(): plain Python strings (scikit-learn < 1.5 gives numpy.str_, which a checkpoint would pickle as numpy
         # objects that the weights-only loader refuses)

@@ -79,7 +79,7 @@ def as_markdown(rows: list[dict[str, Any]]) -> str:
 def write_data_report(rows: list[dict[str, Any]], folder: Path, loggers: list[Any]) -> None:
     """`data_report.csv` in `folder`, and the table in every TensorBoard logger's TEXT tab (tag `data_report`)."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(FIELDS))
+    writer = csv.DictWriter(text, fieldnames=list[str](FIELDS))
     writer.writeheader()
     writer.writerows(rows)
     write_text(folder / "data_report.csv", text.getvalue())

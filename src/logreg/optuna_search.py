@@ -124,7 +124,8 @@ def search_space(params: Mapping[str, str], arguments: Sequence[str]) -> tuple[d
     fixed: dict[str, str] = {}
     for override in parsed:
         key = override.get_key_element()
-        space.pop(key, None), fixed.pop(key, None)
+        space.pop(key, None)
+        fixed.pop(key, None)
         if override.is_sweep_override():
             space[key] = distribution(override)
         else:

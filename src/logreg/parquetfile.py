@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from logreg.csvfile import NumericTable, TextChooser
+from logreg.csvfile import NumericTable, TextChooser, category_codes
 from logreg.errors import DataError
 
 SUFFIXES = (".parquet", ".pq")
@@ -143,9 +143,7 @@ def read_parquet(
     for column, name in enumerate(names):
         chunked = _column(tables, name, kinds[column], column in text)
         if column in text:
-            distinct = pc.unique(chunked).drop_null()
-            levels[column] = [str(level) for level in distinct.to_pylist()]
-            chunked = pc.cast(pc.index_in(chunked, value_set=distinct), pa.float64())
+            chunked, levels[column] = category_codes(chunked)
         if kinds[column] == "text" and column not in text:  # a text column that is no feature (an ID, ...)
             values[:, column] = np.nan
             continue

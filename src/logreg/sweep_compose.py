@@ -19,6 +19,7 @@ from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 _apply_overrides: Callable[[list[Override], DictConfig], None] | None
+get_overrides_dirname: Callable[..., str]
 try:  # private to Hydra: guarded, so a rename falls back to a whole compose per job (slower, the same configs)
     from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 

@@ -188,7 +188,7 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
         monitor_mode=metric_mode(first.monitor),
     )
     trainer_cfg = first.trainer
-    trainer_options = dict(
+    trainer_options: dict[str, Any] = dict(
         accelerator=trainer_cfg.accelerator,
         devices=1,
         precision=trainer_cfg.precision,

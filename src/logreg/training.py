@@ -243,7 +243,7 @@ def _cause(error: BaseException) -> str:
 def moved(node: Any, run_dir: Path, folder: Path) -> DictConfig:
     """`node` (a typed config with a `_target_`, or a mapping) as what `instantiate` takes, with every path inside the
     run folder moved into `folder` (a fold's own folder)."""
-    resolved = OmegaConf.to_container(OmegaConf.create(node), resolve=True)
+    resolved = as_dict(OmegaConf.structured(node), resolve=True)
 
     def move(value: Any) -> Any:
         if isinstance(value, str) and (value == str(run_dir) or value.startswith(f"{run_dir}/")):
@@ -254,12 +254,12 @@ def moved(node: Any, run_dir: Path, folder: Path) -> DictConfig:
             return [move(item) for item in value]
         return value
 
-    return OmegaConf.create(move(resolved))
+    return DictConfig(move(resolved))
 
 
 def plain(node: Any) -> dict[str, Any]:
     """A typed config node (a schema dataclass, or a mapping where the schema says Any) as plain values."""
-    return as_dict(OmegaConf.create(node), resolve=True)
+    return as_dict(OmegaConf.structured(node), resolve=True)
 
 
 def check_resume(checkpoint: dict, path: str, model: LogisticRegression) -> None:
