@@ -18,6 +18,7 @@ from conftest import REPO
 from logreg import checking, schema
 from logreg.checking import check_config
 from logreg.errors import USER_ERRORS, ConfigError, as_user_error
+from logreg.rules import rule_of
 
 
 def refusal(compose, *overrides: str, config_name: str = "train", sweep: bool = False) -> str | None:
@@ -463,3 +464,18 @@ def test_a_gpu_asked_for_on_a_machine_without_one_is_refused_before_lightning_is
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "lightning" not in imported
     assert not list(tmp_path.iterdir())  # no run folder claimed
+
+
+@pytest.mark.parametrize(
+    "owner, item",
+    [(s, f) for s in SCHEMAS for f in dataclasses.fields(s) if rule_of(f) is not None],
+    ids=lambda value: getattr(value, "__name__", getattr(value, "name", "")),
+)
+def test_every_declared_rule_allows_its_fields_default_and_refuses_some_value(owner, item):
+    default = item.default_factory() if item.default is dataclasses.MISSING else item.default
+    rule = rule_of(item)
+
+    if default != "???":  # a required value (MISSING) has no default to allow
+        assert rule.allows(default), (owner.__name__, item.name, default)
+    candidates = (object(), -(10**40), "", "no such choice", [0], "ddp_spawn")
+    assert not all(map(rule.allows, candidates)), f"{owner.__name__}.{item.name}: a rule that allows anything"

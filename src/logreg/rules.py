@@ -26,7 +26,7 @@ class Rule:
         Any) fails it instead of raising."""
         try:
             return bool(self.holds(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             return False
 
 
