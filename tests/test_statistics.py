@@ -702,3 +702,23 @@ def test_a_numeric_pos_weight_weights_the_logged_loss_and_the_update(run, tiny_c
     state = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
     torch.testing.assert_close(state["linear.weight"], start.linear.weight.detach() - 0.5 * grad_weight)
     torch.testing.assert_close(state["linear.bias"], start.linear.bias.detach() - 0.5 * grad_bias)
+
+
+def test_cross_validation_prints_one_line_per_fold_and_one_final_table(run, tiny_csv, tmp_path, capsys):
+    run(f"data.path={tiny_csv}", *TINY, *QUICK, f"cv.folds={FOLDS}")
+
+    printed = capsys.readouterr().out.splitlines()
+    folds = [line for line in printed if line.startswith("fold ")]
+    assert [line.split(":")[0] for line in folds] == [f"fold {k} of {FOLDS}" for k in range(FOLDS)]
+    assert sum(line.startswith("refit on every non-test row: test/loss=") for line in printed) == 1
+    assert not any("Final metrics" in line or "Coefficients" in line for line in printed)  # in each fold's folder
+    starts = [line.split()[0] for line in printed if line.split()]
+    rows = [word for word in starts if word in ("fold", "mean", "std", "refit")]
+    assert rows == ["fold"] * FOLDS + ["refit"] + ["fold"] * FOLDS + ["mean", "std", "refit"]  # lines, then the table
+    assert all((tmp_path / folder / "coefficients.csv").is_file() for folder in ("fold_0", "refit"))
+
+
+def test_a_folds_metrics_are_named_for_the_rows_they_score(cv_run):
+    for k in range(FOLDS):
+        metrics = read_json(cv_run / f"fold_{k}" / "metrics.json")
+        assert "val/loss" in metrics and not any(name.startswith("test/") for name in metrics), sorted(metrics)

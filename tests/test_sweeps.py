@@ -323,3 +323,25 @@ def test_ranking_puts_the_best_first_for_either_direction():
 
     assert [r["trial"] for r in rank(rows, "val/acc", "maximize")] == [1, 0, 2]
     assert [r["trial"] for r in rank(rows, "val/acc", "minimize")] == [0, 1, 2]
+
+
+def test_a_sweep_prints_one_line_per_trial_as_it_ends_and_one_final_table(grid):
+    _, result, rows = grid
+
+    ended = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
+    assert len(ended) == len(rows) == 4 and all(" val/loss=" in line for line in ended), ended
+    assert "Final metrics" not in result.stdout and "Coefficients" not in result.stdout  # in each trial's folder
+    assert result.stdout.count("Sweep summary") == 1
+
+
+def test_trials_run_alone_print_one_line_each_too(tmp_path, tiny_csv):
+    result, rows = sweep(tmp_path, tiny_csv, "lr=0.1,1", "hydra/launcher=basic")
+
+    ended = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
+    assert [line.split(":")[0] for line in ended] == [
+        f"trial {n} (data=csv data.path={tiny_csv} epochs=2 lr={lr})" for n, lr in enumerate(("0.1", "1"))
+    ]
+    assert "Final metrics" not in result.stdout and len(rows) == 2
+    assert all(
+        (tmp_path / "sweep" / row["run_dir"].split("/sweep/")[-1] / "coefficients.csv").is_file() for row in rows
+    )

@@ -71,5 +71,5 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         folder = Path(HydraConfig.get().runtime.output_dir)
         report_confusion_matrix(matrix, folder, split)
-        report(metrics, folder, model, datamodule, "eval")
+        report(metrics, folder, model, datamodule)
     return {**metrics, "confusion_matrix": matrix}

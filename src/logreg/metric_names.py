@@ -7,6 +7,7 @@ resolvers in the configs: `logreg.hydra_hooks`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import ListConfig
@@ -40,6 +41,13 @@ def objectives(optimized_metric: Any) -> list[str]:
     if isinstance(optimized_metric, (list, ListConfig)):
         return [str(metric) for metric in optimized_metric]
     return [str(optimized_metric)]
+
+
+def objective_values(metrics: dict[str, float], optimized_metric: Any) -> float | list[float]:
+    """What a run returns to a sweeper: the value of `optimized_metric` (NaN where the run did not measure it), or
+    one value per metric of a list."""
+    values = [metrics.get(metric, math.nan) for metric in objectives(optimized_metric)]
+    return values if isinstance(optimized_metric, (list, ListConfig)) else values[0]
 
 
 def metric_direction(optimized_metric: Any) -> str | list[str]:

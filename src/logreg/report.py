@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from logreg.data import TabularDataModule
 from logreg.inference import Inference, infer
+from logreg.metric_names import STAGE_METRICS
 from logreg.model import LogisticRegression
 from logreg.outputs import write_text
 
@@ -64,7 +66,6 @@ def report(
     folder: Path,
     model: LogisticRegression | None,
     datamodule: TabularDataModule | None,
-    kind: str,
     cov_type: str = "nonrobust",
     cluster: str | None = None,
     show: bool = True,
@@ -75,7 +76,7 @@ def report(
     fit = fit_inference(model, datamodule, cov_type, cluster) if model is not None and datamodule is not None else None
     summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
     write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    console.print(_metrics_table(summary, kind))
+    console.print(_metrics_table(summary))
     if fit is not None:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(fit.rows()[0]))
@@ -98,8 +99,39 @@ def report(
     return fit
 
 
-def _metrics_table(metrics: dict[str, float], kind: str) -> RichTable:
-    table = RichTable(title="Cross-validation (mean and std over folds)" if kind == "cv" else "Final metrics")
+def metric_line(metrics: dict[str, float], names: list[str]) -> str:
+    """`name=value` for each of `names` that `metrics` has: the one line a trial or a fold prints as it ends."""
+    return " ".join(f"{name}={metrics[name]:.4f}" for name in dict.fromkeys(names) if name in metrics)
+
+
+def report_cross_validation(
+    metrics: dict[str, float], per_fold: list[dict[str, float]], folder: Path, show: bool
+) -> None:
+    """Write metrics.json (the folds' mean and spread, the refit's scores) into the run folder; print one table: each
+    fold's validation metrics, their mean and std, and the refit's on the test rows."""
+    write_text(folder / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    names = STAGE_METRICS["val"]
+    title = f"Cross-validation: {len(per_fold)} folds on their validation rows, the refit on the test rows"
+    table = RichTable(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("model")
+    for name in names:
+        table.add_column(name, justify="right", min_width=len(name))
+    rows = [(f"fold {k}", {n: fold.get(f"val/{n}") for n in names}) for k, fold in enumerate(per_fold)]
+    rows += [
+        (statistic, {n: metrics.get(f"cv/val/{n}{suffix}") for n in names})
+        for statistic, suffix in (("mean", ""), ("std", "_std"))
+    ]
+    if any(f"test/{n}" in metrics for n in names):
+        rows.append(("refit", {n: metrics.get(f"test/{n}") for n in names}))
+    for label, values in rows:
+        table.add_row(label, *("" if values[n] is None else f"{values[n]:.4f}" for n in names))
+    console = Console(quiet=not show)
+    console.print(table)
+    console.print(f"Run folder: [bold]{folder.resolve()}[/bold]  (tensorboard --logdir {folder})")
+
+
+def _metrics_table(metrics: dict[str, float]) -> RichTable:
+    table = RichTable(title="Final metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):

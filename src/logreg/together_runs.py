@@ -29,10 +29,10 @@ from omegaconf import DictConfig
 
 from logreg.data import TabularDataModule
 from logreg.errors import TrainingDiverged, one_line_errors
-from logreg.metric_names import metric_mode
+from logreg.metric_names import metric_mode, objective_values, objectives
 from logreg.model import LogisticRegression
 from logreg.quiet import quiet_third_parties
-from logreg.report import record_run, report
+from logreg.report import metric_line, record_run, report
 from logreg.schema import (
     CheckpointConfig,
     LastCheckpointConfig,
@@ -299,7 +299,7 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
             checkpoint_io.save_checkpoint(trial_checkpoint(trial, epoch, step, (theta, threshold)), name)
     metrics = trial.metrics
     record_run(loggers, hyperparameters(cfg, trial.model, trial.datamodule), metrics)
-    report(metrics, run_dir, trial.model, trial.datamodule, "train", show=False)
+    report(metrics, run_dir, trial.model, trial.datamodule, show=False)
     return metrics
 
 
@@ -327,20 +327,20 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
             plt.close(figure)
 
 
-def trial_task(trial: TrainedTrial, cfg: TrainConfig, line: Callable[[str], None]) -> Callable[[Any], float]:
+def trial_task(
+    trial: TrainedTrial, cfg: TrainConfig, line: Callable[[str], None]
+) -> Callable[[Any], float | list[float]]:
     """The task function Hydra's run_job calls for a trial trained in a group (`cfg`: its config, checked and typed
     before the group trained): it writes the trial's outputs, prints one line, and returns the metric the sweeper
     optimizes."""
     optimized_metric = cfg.optimized_metric
 
     @one_line_errors
-    def task(job: DictConfig) -> float:  # the same config, as Hydra's node
+    def task(job: DictConfig) -> float | list[float]:  # the same config, as Hydra's node
         metrics = write_trial(cfg, trial)
         hydra_cfg = HydraConfig.get()
-        shown = " ".join(
-            f"{name}={metrics[name]:.4f}" for name in dict.fromkeys([optimized_metric, "val/acc"]) if name in metrics
-        )
+        shown = metric_line(metrics, [*objectives(optimized_metric), "val/acc"])
         line(f"trial {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task) or '-'}): {shown}")
-        return metrics.get(optimized_metric, math.nan)
+        return objective_values(metrics, optimized_metric)
 
     return task

@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf
@@ -29,11 +30,11 @@ from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
 from logreg.intervals import RECORD_KEY, checkpoint_record
-from logreg.metric_names import STAGE_METRICS
+from logreg.metric_names import STAGE_METRICS, objective_values, objectives
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
-from logreg.report import record_run, report
+from logreg.report import metric_line, record_run, report, report_cross_validation
 from logreg.schema import TrainConfig, counts_batches, value_of
 
 
@@ -42,15 +43,26 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     quiet_third_parties()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    # A trial of a sweep prints one line as it ends (its tables stay in its folder); the sweep ends with its table
+    trial = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.cv.folds >= 2:
-        return cross_validate(cfg, run_dir)
-    return fit_and_test(cfg, run_dir)
+        metrics = cross_validate(cfg, run_dir, show=not trial)
+    else:
+        metrics = fit_and_test(cfg, run_dir, show=not trial)
+    if trial and process_rank() == 0:
+        shown = metric_line(metrics, [*objectives(cfg.optimized_metric), "val/acc"])
+        print(f"trial {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task) or '-'}): {shown}")
+    return metrics
 
 
-def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **data_changes: Any) -> dict[str, float]:
+def fit_and_test(
+    cfg: TrainConfig, run_dir: Path, folder: Path | None = None, show: bool = True, **data_changes: Any
+) -> dict[str, float]:
     """One model: fit on the training rows, test on `data.test_on`'s rows, report into `folder` (the run folder, or
-    a fold's folder inside it, with `data_changes` choosing the fold)."""
+    a fold's folder inside it, with `data_changes` choosing the fold); print the progress and the tables where
+    `show` (else the files alone: a trial of a sweep, a fold)."""
     folder = folder or run_dir
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **data_changes)
@@ -59,7 +71,7 @@ def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **
         datamodule.column(inference.cluster, "inference.cluster")
     model = build_model(cfg, datamodule)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
-    trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"))
+    trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"), progress_bar=show)
     if cfg.ckpt_path:  # read once, here; Lightning's own load gets the same dict from checkpoint_io
         checkpoint = checkpoint_io.read(cfg.ckpt_path)
         check_resume(checkpoint, cfg.ckpt_path, model)
@@ -69,7 +81,9 @@ def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **
     metrics = {name: value.item() for name, value in trainer.callback_metrics.items()}
     # Trainer.fast_dev_run is set outside the class (trainer/setup.py), so Lightning's types do not declare it
     fast_dev_run = trainer.fast_dev_run  # type: ignore[attr-defined]
-    if datamodule.has_rows(datamodule.options.test_on) and not fast_dev_run:
+    # A fold is scored on its validation rows, by the last validation epoch (val/*): testing it again would only
+    # repeat those numbers under another name
+    if datamodule.has_rows(datamodule.options.test_on) and not fast_dev_run and not datamodule.folds:
         metrics |= trainer.test(model, datamodule=datamodule, verbose=False)[0]
     metrics = {name: metrics[name] for name in sorted(metrics)}
     record_run(trainer.loggers, hyperparameters(cfg, model, datamodule), metrics)
@@ -80,9 +94,9 @@ def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **
             folder,
             model,
             datamodule,
-            "train",
             inference.cov_type,
             inference.cluster,
+            show=show,
         )
         last = next((c.path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), None)
         if fit is not None and last is not None and last.is_file():
@@ -96,13 +110,17 @@ def fit_and_test(cfg: TrainConfig, run_dir: Path, folder: Path | None = None, **
     return metrics
 
 
-def cross_validate(cfg: TrainConfig, run_dir: Path) -> dict[str, float]:
+def cross_validate(cfg: TrainConfig, run_dir: Path, show: bool = True) -> dict[str, float]:
     """cv.folds models, one per fold, then (cv.refit) one on every non-test row; the folds' mean and spread of every
-    validation metric, as cv/val/<name> and cv/val/<name>_std."""
-    folds = cfg.cv.folds
-    per_fold = [
-        fit_and_test(cfg, run_dir, run_dir / f"fold_{k}", folds=folds, fold=k, test_on="val") for k in range(folds)
-    ]
+    validation metric, as cv/val/<name> and cv/val/<name>_std. Each model prints one line as it ends (where `show`)
+    and its tables into its folder; the run ends with one table of them all."""
+    folds, announce = cfg.cv.folds, show and process_rank() == 0
+    per_fold = []
+    for k in range(folds):
+        folder = run_dir / f"fold_{k}"
+        per_fold.append(fit_and_test(cfg, run_dir, folder, show=False, folds=folds, fold=k))
+        if announce:
+            print(f"fold {k} of {folds}: {metric_line(per_fold[-1], ['val/loss', 'val/acc', 'val/auroc'])}  ({folder})")
     metrics: dict[str, float] = {}
     for name in STAGE_METRICS["val"]:
         values = [fold[f"val/{name}"] for fold in per_fold]
@@ -110,13 +128,17 @@ def cross_validate(cfg: TrainConfig, run_dir: Path) -> dict[str, float]:
         metrics[f"cv/val/{name}"] = mean
         metrics[f"cv/val/{name}_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / (folds - 1))
     if cfg.cv.refit:  # the chosen settings on every non-test row, scored once on the held-out rows
-        refit = fit_and_test(refit_config(cfg, per_fold), run_dir, run_dir / "refit", val_fraction=0.0)
+        folder = run_dir / "refit"
+        refit = fit_and_test(refit_config(cfg, per_fold), run_dir, folder, show=False, val_fraction=0.0)
         metrics |= {name: value for name, value in refit.items() if name.startswith(("train/", "test/"))}
+        if announce:
+            shown = metric_line(refit, ["test/loss", "test/acc", "test/auroc"])
+            print(f"refit on every non-test row: {shown}  ({folder})")
     metrics = {name: metrics[name] for name in sorted(metrics)}
     logger = build_logger(cfg, run_dir, run_dir)
     record_run([logger] if logger else [], {"cv.folds": folds, **flat_hyperparameters(cfg)}, metrics)
     if process_rank() == 0:
-        report(metrics, run_dir, None, None, "cv")
+        report_cross_validation(metrics, per_fold, run_dir, show)
     return metrics
 
 
@@ -183,10 +205,16 @@ def build_logger(cfg: TrainConfig, run_dir: Path, folder: Path) -> Any:
 
 
 def build_trainer(
-    cfg: TrainConfig, run_dir: Path, folder: Path, checkpoint_io: AtomicCheckpointIO, has_validation: bool = True
+    cfg: TrainConfig,
+    run_dir: Path,
+    folder: Path,
+    checkpoint_io: AtomicCheckpointIO,
+    has_validation: bool = True,
+    progress_bar: bool = True,
 ) -> L.Trainer:
     """The Trainer of `cfg.trainer`, with the logger, the callbacks and the atomic checkpoint plugin; paths inside
-    the run folder moved into `folder`. A Trainer argument Lightning refuses is named in one line."""
+    the run folder moved into `folder`. A Trainer argument Lightning refuses is named in one line. Without
+    `progress_bar` (a trial of a sweep, a fold) there is none, unless trainer.enable_progress_bar=true asks."""
     logger = build_logger(cfg, run_dir, folder)
     callbacks = []
     for name, callback in cfg.callbacks.items():
@@ -199,6 +227,8 @@ def build_trainer(
     options: dict[str, Any] = {"logger": logger or False, "callbacks": callbacks, "plugins": [checkpoint_io]}
     if cfg.trainer.enable_checkpointing is None:  # no checkpoint callback: then no checkpoints (not Lightning's own)
         options["enable_checkpointing"] = any(isinstance(c, Checkpoint) for c in callbacks)
+    if not progress_bar and cfg.trainer.enable_progress_bar is None:
+        options["enable_progress_bar"] = False
     if not has_validation and cfg.trainer.limit_val_batches is None:  # no validation rows: no validation loop
         options["limit_val_batches"] = 0
     trainer_cfg = moved(cfg.trainer, run_dir, folder)
@@ -342,6 +372,4 @@ def run(cfg: TrainConfig, script: str) -> float | list[float]:
         if error.filename:
             raise
         raise OSError(error.errno, error.strerror, HydraConfig.get().runtime.output_dir) from error
-    if isinstance(cfg.optimized_metric, list):  # several objectives: one value each
-        return [metrics.get(metric, math.nan) for metric in cfg.optimized_metric]
-    return metrics.get(cfg.optimized_metric, math.nan)
+    return objective_values(metrics, cfg.optimized_metric)
