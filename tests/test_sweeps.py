@@ -2,6 +2,7 @@
 a failing trial, seeds grouped, and the summary table."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,11 @@ import yaml
 
 from conftest import REPO
 from logreg.sweep import group_by_seed, rank, read_trials
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
 
 pytestmark = pytest.mark.slow
 
@@ -345,3 +351,46 @@ def test_trials_run_alone_print_one_line_each_too(tmp_path, tiny_csv):
     assert all(
         (tmp_path / "sweep" / row["run_dir"].split("/sweep/")[-1] / "coefficients.csv").is_file() for row in rows
     )
+
+
+def test_an_optuna_batch_trains_together_and_each_trial_reports_its_epochs_to_the_study(tmp_path, tiny_csv):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    batch = ["hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=4", "data.batch_size=32"]  # one batch size: one group
+    result, rows = sweep(
+        tmp_path,
+        tiny_csv,
+        "hparams_search=optuna",
+        *batch,
+        "trainer.check_val_every_n_epoch=1",
+        f"hydra.sweeper.storage={storage}",
+    )
+
+    assert "Sweep: 4 of 4 trials trained together, in 1 group" in result.stdout
+    trials = optuna.load_study(study_name="logreg", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    for trial in trials:  # what ReportToTrial reports while a trial trains alone: val/loss at each epoch
+        folder = next(
+            tmp_path / "sweep" / r["run_dir"].split("/sweep/")[-1] for r in rows if int(r["trial"]) == trial.number
+        )
+        assert sorted(trial.intermediate_values) == [0, 1]
+        assert (
+            trial.intermediate_values[1]
+            == pytest.approx(trial.value)
+            == pytest.approx(read_json(folder / "metrics.json")["val/loss"])
+        )
+
+
+def test_a_pruner_keeps_optuna_trials_apart_so_each_can_stop(tmp_path, tiny_csv):
+    batch = ["hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "data.batch_size=32"]
+    result, _ = sweep(
+        tmp_path,
+        tiny_csv,
+        "hparams_search=optuna",
+        *batch,
+        "hydra/sweeper/pruner=median",
+        "trainer.check_val_every_n_epoch=1",
+    )
+
+    assert "Sweep: 0 of 2 trials trained together, in 0 groups; alone: 2 (a pruner)" in result.stdout

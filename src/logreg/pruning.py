@@ -9,9 +9,30 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.trainer.states import TrainerFn
+from omegaconf import DictConfig, OmegaConf
 
 from logreg.optuna_trial import PRUNED_FILE, this_jobs_trial
 from logreg.outputs import write_text
+
+REPORT_TO_TRIAL = "logreg.pruning.ReportToTrial"
+NO_PRUNER = "optuna.pruners.NopPruner"
+
+
+def prunes() -> bool:
+    """Whether this job's Optuna sweeper has a pruner (hydra/sweeper/pruner=median, ...); False outside a sweep."""
+    sweeper = HydraConfig.get().sweeper if HydraConfig.initialized() else None
+    pruner = OmegaConf.select(sweeper, "pruner._target_") if isinstance(sweeper, DictConfig) else None
+    return pruner not in (None, NO_PRUNER)
+
+
+def report_epochs(values: list[tuple[int, float]], metric: Any) -> None:
+    """Report (epoch, value) of `metric` to this job's Optuna trial, as `ReportToTrial` does while training: for a
+    trial trained in a group, once it has trained (there is no pruner then: nothing would stop it earlier)."""
+    if not isinstance(metric, str) or not HydraConfig.initialized():
+        return
+    trial = this_jobs_trial(HydraConfig.get().sweeper)
+    for epoch, value in values if trial is not None else []:
+        trial.report(float(value), epoch)
 
 
 class ReportToTrial(L.Callback):

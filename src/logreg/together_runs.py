@@ -31,6 +31,7 @@ from logreg.data import TabularDataModule
 from logreg.errors import TrainingDiverged, one_line_errors
 from logreg.metric_names import metric_mode, objective_values, objectives
 from logreg.model import LogisticRegression
+from logreg.pruning import REPORT_TO_TRIAL, prunes, report_epochs
 from logreg.quiet import quiet_third_parties
 from logreg.report import metric_line, record_run, report
 from logreg.schema import (
@@ -69,6 +70,7 @@ CALLBACKS_ALLOWED = {
     "logreg.callbacks.LastCheckpoint",
     "logreg.callbacks.ResumeHint",
     "logreg.plots.EvaluationPlots",
+    REPORT_TO_TRIAL,  # with no pruner: the trial's values are reported once it has trained (`report_epochs`)
 }
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
 
@@ -128,6 +130,8 @@ def group_key(cfg: TrainConfig) -> tuple[str | None, str]:
         target = value_of(callback, "_target_")
         if target not in CALLBACKS_ALLOWED:
             return None, f"callbacks.{name}"
+        if target == REPORT_TO_TRIAL and prunes():  # a trial of a group cannot stop while the others go on
+            return None, "a pruner"
         if target.endswith("ModelCheckpoint") and (
             value_of(callback, "save_top_k") != 1
             or value_of(callback, "every_n_epochs") not in (None, 1)
@@ -287,6 +291,10 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
             step = trial.steps_per_epoch * cfg.trainer.max_epochs  # the steps of its own epochs: its test's step
             logged.log_metrics({**test, "epoch": history.last_epoch + 1}, step=step)
     _draw(cfg, trial, loggers)
+    for callback in cfg.callbacks.values():
+        if value_of(callback, "_target_") == REPORT_TO_TRIAL:  # what ReportToTrial reports at each validation epoch
+            metric = value_of(callback, "metric")
+            report_epochs([(epoch, values[metric]) for _, epoch, values in history.logs if metric in values], metric)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     for callback in cfg.callbacks.values():
         if isinstance(callback, LastCheckpointConfig):

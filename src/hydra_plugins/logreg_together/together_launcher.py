@@ -27,6 +27,8 @@ ConfigStore.instance().store(group="hydra/launcher", name="together", node=Toget
 
 
 class TogetherLauncher(Launcher):
+    runs_jobs_in_this_process = True  # every job runs in the sweeper's process: its Optuna trial is at hand (pruning)
+
     def __init__(self, train_together: bool = True) -> None:
         super().__init__()
         self.train_together = train_together
