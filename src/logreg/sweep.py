@@ -54,22 +54,35 @@ def read_trials(sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def short_override(item: str) -> str:
+    """`key=value` with a float value to 3 significant digits: `lr=0.012297416195826564` as `lr=0.0123`."""
+    key, equals, value = item.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return item
+    if not equals or not any(c in value for c in ".eE") or not math.isfinite(number):
+        return item
+    return f"{key}={number:.3g}"
+
+
 def short_values(override_dirname: str) -> str:
-    """A trial folder's name part (hydra.sweep.subdir): the overrides with every float to 3 significant digits,
-    `lr=0.012297416195826564` as `lr=0.0123`, and `/` as `-` (monitor=val/acc would nest folders); the job number
-    before it keeps folders distinct, and the full values stay in the folder's .hydra/overrides.yaml and the summary."""
+    """A trial folder's name part (hydra.sweep.subdir): the overrides with every float to 3 significant digits
+    (`short_override`), and `/` as `-` (monitor=val/acc would nest folders); the job number before it keeps folders
+    distinct, and the full values stay in the folder's .hydra/overrides.yaml and the summary."""
+    return ",".join(short_override(item) for item in override_dirname.split(",")).replace("/", "-")  # never nested
 
-    def short(item: str) -> str:
-        key, equals, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            return item
-        if not equals or not any(c in value for c in ".eE") or not math.isfinite(number):
-            return item
-        return f"{key}={number:.3g}"
 
-    return ",".join(short(item) for item in override_dirname.split(",")).replace("/", "-")  # one folder, never nested
+def trial_line(metrics: dict[str, float], optimized_metric: Any) -> str:
+    """The one line a trial of a sweep prints as it ends: its number, its overrides (floats shortened: the summary has
+    them whole) and what it scored."""
+    from logreg.report import metric_line  # the caller has trained: Lightning is imported already
+
+    hydra_cfg = HydraConfig.get()
+    overrides = " ".join(short_override(o) for o in hydra_cfg.overrides.task) or "-"
+    return (
+        f"trial {hydra_cfg.job.num} ({overrides}): {metric_line(metrics, [*objectives(optimized_metric), 'val/acc'])}"
+    )
 
 
 OmegaConf.register_new_resolver("short_values", short_values, replace=True)  # conf/train.yaml, hydra.sweep.subdir

@@ -29,11 +29,11 @@ from omegaconf import DictConfig
 
 from logreg.data import TabularDataModule
 from logreg.errors import TrainingDiverged, one_line_errors
-from logreg.metric_names import metric_mode, objective_values, objectives
+from logreg.metric_names import metric_mode, objective_values
 from logreg.model import LogisticRegression
 from logreg.pruning import REPORT_TO_TRIAL, prunes, report_epochs
 from logreg.quiet import quiet_third_parties
-from logreg.report import metric_line, record_run, report
+from logreg.report import record_run, report
 from logreg.schema import (
     CheckpointConfig,
     LastCheckpointConfig,
@@ -43,6 +43,7 @@ from logreg.schema import (
     counts_batches,
     value_of,
 )
+from logreg.sweep import trial_line
 from logreg.together import GROUPABLE_OPTIMIZERS, TogetherModule, TrialHistory, TrialSettings, stack_initial
 from logreg.training import build_datamodule, build_logger, build_model, hyperparameters, plain
 
@@ -346,9 +347,7 @@ def trial_task(
     @one_line_errors
     def task(job: DictConfig) -> float | list[float]:  # the same config, as Hydra's node
         metrics = write_trial(cfg, trial)
-        hydra_cfg = HydraConfig.get()
-        shown = metric_line(metrics, [*objectives(optimized_metric), "val/acc"])
-        line(f"trial {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task) or '-'}): {shown}")
+        line(trial_line(metrics, optimized_metric))
         return objective_values(metrics, optimized_metric)
 
     return task

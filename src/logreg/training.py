@@ -30,12 +30,13 @@ from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
 from logreg.intervals import RECORD_KEY, checkpoint_record
-from logreg.metric_names import STAGE_METRICS, objective_values, objectives
+from logreg.metric_names import STAGE_METRICS, objective_values
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
 from logreg.quiet import quiet_third_parties
 from logreg.report import metric_line, record_run, report, report_cross_validation
 from logreg.schema import TrainConfig, counts_batches, value_of
+from logreg.sweep import trial_line
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -52,8 +53,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     else:
         metrics = fit_and_test(cfg, run_dir, show=not trial)
     if trial and process_rank() == 0:
-        shown = metric_line(metrics, [*objectives(cfg.optimized_metric), "val/acc"])
-        print(f"trial {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task) or '-'}): {shown}")
+        print(trial_line(metrics, cfg.optimized_metric))
     return metrics
 
 
