@@ -2,6 +2,7 @@
 naming the key, before Lightning is imported; and the schema stays in step with the constructors it configures."""
 
 import dataclasses
+import importlib
 import inspect
 import os
 import random
@@ -479,3 +480,12 @@ def test_every_declared_rule_allows_its_fields_default_and_refuses_some_value(ow
         assert rule.allows(default), (owner.__name__, item.name, default)
     candidates = (object(), -(10**40), "", "no such choice", [0], "ddp_spawn")
     assert not all(map(rule.allows, candidates)), f"{owner.__name__}.{item.name}: a rule that allows anything"
+
+
+@pytest.mark.parametrize("name", sorted(schema.MOVED))
+def test_a_name_that_moved_out_of_the_schema_still_imports_with_a_warning_naming_its_home(name):
+    home = importlib.import_module(schema.MOVED[name])
+
+    with pytest.warns(DeprecationWarning, match=rf"logreg\.schema\.{name} moved to {schema.MOVED[name]}\.{name}"):
+        moved = getattr(schema, name)
+    assert moved is getattr(home, name)

@@ -727,8 +727,6 @@ MOVED = {
     "LOWER_IS_BETTER": "logreg.metric_names",
     "metric_mode": "logreg.metric_names",
     "metric_direction": "logreg.metric_names",
-    "run_metrics": "logreg.metric_names",
-    "objectives": "logreg.metric_names",
 }
 
 
