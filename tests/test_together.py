@@ -70,9 +70,9 @@ def test_every_trial_trained_together_equals_its_configuration_trained_alone(
     grid = [[*shared(tiny_csv, precision, batch_size), *trial] for trial in MIXED_GRID]
     configs = []
     for n, overrides in enumerate(grid):
-        cfg = compose(*overrides, run_dir=tmp_path / f"together_{n}")
-        configs.append(cfg)
-    assert len({group_key(cfg) for cfg in configs}) == 1 and group_key(configs[0])[0] is not None  # one group
+        configs.append(check_config(compose(*overrides, run_dir=tmp_path / f"together_{n}")))
+    keys = {group_key(cfg, tmp_path / f"together_{n}") for n, cfg in enumerate(configs)}
+    assert len(keys) == 1 and next(iter(keys))[0] is not None  # one group
 
     trained = train_group(configs)
     for n, overrides in enumerate(grid):
@@ -156,7 +156,10 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
     [
         (["optimizer=lbfgs"], "optimizer=lbfgs"),
         (["scheduler=cosine"], "scheduler=cosine"),
-        (["callbacks=early_stopping"], "callbacks.early_stopping"),
+        (
+            ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"],
+            "callbacks.early_stopping.monitor=train/loss",
+        ),
         (["cv.folds=3"], "cv.folds"),
         (["trainer=ddp_cpu"], "several devices (DDP)"),
         (["model.gradient=autograd"], "model.gradient=autograd"),
@@ -167,10 +170,10 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
         (["callbacks.plots.histograms=true"], "callbacks.plots.histograms"),
     ],
 )
-def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose, overrides, reason):
+def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose, tmp_path, overrides, reason):
     from logreg.together_runs import group_key
 
-    assert group_key(check_config(compose(*overrides))) == (None, reason)
+    assert group_key(check_config(compose(*overrides)), tmp_path) == (None, reason)
 
 
 @pytest.mark.parametrize(
@@ -185,21 +188,21 @@ def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose
         ["seed=2", "data.seed=1"],
     ],
 )
-def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, overrides):
+def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tmp_path, overrides):
     from logreg.together_runs import group_key
 
-    base = group_key(check_config(compose()))
-    assert base[0] is not None and group_key(check_config(compose(*overrides))) == base
+    base = group_key(check_config(compose()), tmp_path)
+    assert base[0] is not None and group_key(check_config(compose(*overrides)), tmp_path) == base
 
 
 @pytest.mark.parametrize(
     "overrides", [["seed=2"], ["data.batch_size=32"], ["trainer.precision=64-true"], ["threads=2"]]
 )
-def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose, overrides):
+def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose, tmp_path, overrides):
     from logreg.together_runs import group_key
 
-    key = group_key(check_config(compose(*overrides)))[0]
-    assert key is not None and key != group_key(check_config(compose()))[0]
+    key = group_key(check_config(compose(*overrides)), tmp_path)[0]
+    assert key is not None and key != group_key(check_config(compose()), tmp_path)[0]
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +331,62 @@ def test_a_trial_that_diverges_stops_alone_and_fails_as_its_own_run_would(compos
     assert torch.isfinite(trained[0].model.linear.weight).all()
     with pytest.raises(TrainingDiverged, match="lr=3e"):
         write_trial(check_config(compose(*overrides, "lr=3e38", run_dir=tmp_path / "t1")), trained[1])
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("seed", range(6))
+def test_early_stopping_in_a_group_stops_each_trial_where_lightnings_early_stopping_would(mode, seed):
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from logreg.together import EarlyStop, TrialHistory
+
+    rng = np.random.default_rng(seed)
+    values = torch.tensor(np.round(rng.normal(size=12).cumsum() * 0.01, 3), dtype=torch.float32)  # ties included
+    patience, min_delta = int(rng.integers(1, 4)), float(rng.choice([0.0, 0.005]))
+    if seed == 5:
+        values[7] = float("nan")  # a score that is not finite stops at once
+    reference = EarlyStopping(monitor="val/loss", mode=mode, patience=patience, min_delta=min_delta)
+    lightning_stop = next((e for e, v in enumerate(values) if reference._evaluate_stopping_criteria(v)[0]), None)
+    rule, history = EarlyStop("val/loss", mode, patience, min_delta), TrialHistory()
+    for epoch, value in enumerate(values):
+        if history.stopped_at is None:
+            rule.update(history, value, epoch)
+
+    assert history.stopped_at == lightning_stop
+
+
+@pytest.mark.slow
+def test_trials_that_stop_early_in_a_group_equal_their_configurations_trained_alone(compose, run, tiny_csv, tmp_path):
+    from logreg.together_runs import group_key, train_group, write_trial
+
+    stopping = [
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=1",
+        "callbacks.early_stopping.min_delta=0.01",
+    ]
+    common = ["data=csv", f"data.path={tiny_csv}", "epochs=12", "callbacks.last_checkpoint.every_seconds=0", *stopping]
+    grid = [[*common, f"lr={lr}"] for lr in (0.01, 0.3, 3.0)]
+    configs = [
+        check_config(compose(*overrides, run_dir=tmp_path / f"together_{n}")) for n, overrides in enumerate(grid)
+    ]
+    keys = {group_key(cfg, tmp_path / f"together_{n}") for n, cfg in enumerate(configs)}
+    assert len(keys) == 1 and next(iter(keys))[0] is not None
+
+    trained = train_group(configs)
+    stopped = [trial.history.last_epoch for trial in trained]
+    assert len(set(stopped)) > 1 and min(stopped) < 11, stopped  # they stop at epochs of their own, before the last
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
+        run(*overrides, run_dir=alone)
+        mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
+        assert sorted(mine) == sorted(theirs) and all(
+            abs(mine[k] - theirs[k]) <= allowed(theirs[k], 1e-6) for k in theirs
+        )
+        ckpts = [torch.load(f / "checkpoints" / "last.ckpt", weights_only=True) for f in (together, alone)]
+        assert (
+            ckpts[0]["epoch"] == ckpts[1]["epoch"] == stopped[n] and ckpts[0]["global_step"] == ckpts[1]["global_step"]
+        )
+        assert (
+            weights(together / "checkpoints" / "last.ckpt") - weights(alone / "checkpoints" / "last.ckpt")
+        ).abs().max() <= 1e-6

@@ -5,12 +5,14 @@ order than a matrix-vector product).
 
 Every trial sees the same rows in the same order (the group shares one DataModule): logits `Z = X @ W.T + b` are
 `(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its gradient `R.T @ X`. A trial stops at its own epoch
-count (`epochs`): its weights, optimizer state and threshold stop changing, and its results are its last epoch's. A
-trial whose weights or loss stop being finite stops there too, and is reported as diverged.
+count (`epochs`), or where early stopping on a validation metric stops it (`EarlyStop`, Lightning's rule): its
+weights, optimizer state and threshold stop changing, and its results are its last epoch's. A trial whose weights or
+loss stop being finite stops there too, and is reported as diverged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,35 @@ class TrialSettings:
     check_val_every_n_epoch: int | None = 1
 
 
+@dataclass(frozen=True)
+class EarlyStop:
+    """Lightning's EarlyStopping on a validation metric, per trial: stop after the validation where `monitor` has not
+    improved by more than `min_delta` for `patience` validations in a row (or stopped being finite)."""
+
+    monitor: str
+    mode: str  # min | max
+    patience: int
+    min_delta: float
+
+    def update(self, history: TrialHistory, current: torch.Tensor, epoch: int) -> None:
+        """After a validation of the trial: Lightning's rule, in the metric's own dtype as Lightning compares it. An
+        improvement beyond min_delta resets the count; `patience` validations without one, or a score that is not
+        finite, stop the trial (`history.stopped_at`: this epoch, its last)."""
+        minimize = self.mode == "min"
+        best = history.early_best
+        if best is None:
+            best = torch.tensor(math.inf if minimize else -math.inf)
+        shifted = current - (-self.min_delta if minimize else self.min_delta)
+        if not bool(torch.isfinite(current)):
+            history.stopped_at = epoch
+        elif bool(torch.lt(shifted, best.to(current)) if minimize else torch.gt(shifted, best.to(current))):
+            history.early_best, history.early_wait = current.detach(), 0
+        else:
+            history.early_wait += 1
+            if history.early_wait >= self.patience:
+                history.stopped_at = epoch
+
+
 @dataclass
 class TrialHistory:
     """What one trial logged: (step, epoch, metrics) per log call while fitting, and its final metrics."""
@@ -55,6 +86,9 @@ class TrialHistory:
     updates: int = 0  # optimizer steps taken (its checkpoint's global_step)
     last_epoch: int = -1
     diverged_at: int | None = None  # the epoch its loss or weights stopped being finite
+    stopped_at: int | None = None  # the last epoch it trained, where early stopping stopped it
+    early_best: torch.Tensor | None = None  # early stopping's best score so far, and the validations since
+    early_wait: int = 0
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # probs, labels of a stage
 
 
@@ -66,6 +100,7 @@ class TogetherModule(L.LightningModule):
         initial: (K, F + 1) each trial's initial weights and bias (its own seeded `nn.Linear(F, 1)`).
         feature_mean, feature_std: (F,) the shared scaler, folded into the weights as `LogisticRegression` does.
         monitor, monitor_mode: the metric that picks each trial's best epoch (its best checkpoint), and min / max.
+        early_stop: early stopping, applied to each trial on its own (None: none).
     """
 
     if TYPE_CHECKING:  # the buffers __init__ registers, for the type checker (as in logreg.model)
@@ -85,10 +120,12 @@ class TogetherModule(L.LightningModule):
         feature_std: torch.Tensor,
         monitor: str | None = None,
         monitor_mode: str = "min",
+        early_stop: EarlyStop | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.settings, self.monitor, self.monitor_mode = settings, monitor, monitor_mode
+        self.early_stop = early_stop
         n_trials, n_features = len(settings), initial.shape[1] - 1
 
         self.register_buffer("theta", initial.clone())  # (K, F + 1): weights, then the bias
@@ -116,12 +153,15 @@ class TogetherModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------------- the model
 
+    def trains(self, k: int, epoch: int) -> bool:
+        """Whether trial k trains in `epoch`: within its own epoch count, not diverged, not stopped early before."""
+        history = self.histories[k]
+        stopped = history.stopped_at is not None and epoch > history.stopped_at
+        return epoch < self.settings[k].epochs and history.diverged_at is None and not stopped
+
     def active(self, epoch: int) -> torch.Tensor:
-        """(K,) whether each trial trains in `epoch` (its own epoch count, and not diverged)."""
-        return torch.tensor(
-            [epoch < s.epochs and h.diverged_at is None for s, h in zip(self.settings, self.histories, strict=True)],
-            device=self.theta.device,
-        )
+        """(K,) whether each trial trains in `epoch`."""
+        return torch.tensor([self.trains(k, epoch) for k in range(len(self.settings))], device=self.theta.device)
 
     def folded(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The weights (K, F) and biases (K,) that act on features as given (the scaler folded in)."""
@@ -250,8 +290,8 @@ class TogetherModule(L.LightningModule):
         rows = torch.tensor(self._epoch_rows).to(loss_sum)
         losses, accuracies = loss_sum / rows, correct.to(loss_sum.dtype) / rows
         finite = torch.isfinite(self.theta).all(1) & torch.isfinite(loss_sum)
-        for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
-            if epoch >= settings.epochs or history.diverged_at is not None:
+        for k, history in enumerate(self.histories):
+            if not self.trains(k, epoch):
                 continue
             if not bool(finite[k]):
                 history.diverged_at = epoch
@@ -278,7 +318,7 @@ class TogetherModule(L.LightningModule):
         for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
             every = settings.check_val_every_n_epoch
             due = every is not None and (epoch + 1) % every == 0
-            if not due or epoch >= settings.epochs or history.diverged_at is not None:
+            if not due or not self.trains(k, epoch):
                 continue
             if not bool(torch.isfinite(self.theta[k]).all()):
                 history.diverged_at = epoch
@@ -298,6 +338,8 @@ class TogetherModule(L.LightningModule):
             history.outputs["val"] = (torch.sigmoid(trial_logits).detach().cpu(), labels.detach().cpu())
             if self.monitor in logged:
                 self._keep_if_best(history, logged[self.monitor], epoch, k)
+            if self.early_stop is not None:
+                self.early_stop.update(history, metrics[self.early_stop.monitor.removeprefix("val/")], epoch)
 
     @staticmethod
     def _held_out_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

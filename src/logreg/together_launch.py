@@ -62,7 +62,7 @@ def plan(
                     raise
                 alone[position] = "its config is refused"
                 continue
-            key, reason = group_key(typed[position])
+            key, reason = group_key(typed[position], early.hydra.runtime.output_dir)
         if key is None:
             alone[position] = reason
         else:

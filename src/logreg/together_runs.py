@@ -5,8 +5,8 @@ checkpoints).
 Trials train together when they share their rows, their order and everything else but the settings in
 `logreg.together.TrialSettings`: the same data config (its seed included: the seed cuts the split and orders the
 batches), trainer, logger, callbacks, threads and monitor. `group_key` says what a trial shares, or why it cannot
-train with others (L-BFGS, a scheduler, early stopping, cross-validation, resuming, DDP, ...): those run alone, as
-always.
+train with others (L-BFGS, a scheduler, early stopping on a training metric, cross-validation, resuming, DDP, ...):
+those run alone, as always.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
 from logreg.schema import (
     CheckpointConfig,
+    EarlyStoppingConfig,
     LastCheckpointConfig,
     PlotsConfig,
     TrainConfig,
@@ -44,7 +45,7 @@ from logreg.schema import (
     value_of,
 )
 from logreg.sweep import trial_line
-from logreg.together import GROUPABLE_OPTIMIZERS, TogetherModule, TrialHistory, TrialSettings, stack_initial
+from logreg.together import GROUPABLE_OPTIMIZERS, EarlyStop, TogetherModule, TrialHistory, TrialSettings, stack_initial
 from logreg.training import build_datamodule, build_logger, build_model, hyperparameters, plain
 
 # Trainer keys a group shares by construction or that only change how a run is shown: any other key must be at its
@@ -71,6 +72,7 @@ CALLBACKS_ALLOWED = {
     "logreg.callbacks.LastCheckpoint",
     "logreg.callbacks.ResumeHint",
     "logreg.plots.EvaluationPlots",
+    "lightning.pytorch.callbacks.EarlyStopping",  # on a validation metric: each trial stops on its own
     REPORT_TO_TRIAL,  # with no pruner: the trial's values are reported once it has trained (`report_epochs`)
 }
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
@@ -97,8 +99,9 @@ def trial_settings(cfg: TrainConfig) -> TrialSettings:
     )
 
 
-def group_key(cfg: TrainConfig) -> tuple[str | None, str]:
-    """(what the trial shares with the trials it can train with, as a string; "") or (None, why it trains alone)."""
+def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
+    """(what the trial shares with the trials it can train with, as a string; "") or (None, why it trains alone).
+    `run_dir`: the trial's own run folder, where its config's paths point (the same place for every trial)."""
     optimizer = cfg.model.optimizer
     if optimizer is None or optimizer.name not in GROUPABLE_OPTIMIZERS:
         return None, f"optimizer={optimizer.name if optimizer is not None else 'default'}"
@@ -133,6 +136,8 @@ def group_key(cfg: TrainConfig) -> tuple[str | None, str]:
             return None, f"callbacks.{name}"
         if target == REPORT_TO_TRIAL and prunes():  # a trial of a group cannot stop while the others go on
             return None, "a pruner"
+        if isinstance(callback, EarlyStoppingConfig) and not callback.monitor.startswith("val/"):
+            return None, f"callbacks.{name}.monitor={callback.monitor}"  # Lightning checks those every epoch
         if target.endswith("ModelCheckpoint") and (
             value_of(callback, "save_top_k") != 1
             or value_of(callback, "every_n_epochs") not in (None, 1)
@@ -150,9 +155,7 @@ def group_key(cfg: TrainConfig) -> tuple[str | None, str]:
         "threads": cfg.threads,
         "monitor": cfg.monitor,
     }
-    # Paths inside the trial's own run folder are the same for every trial of the sweep, relative to that folder
-    run_dir = str(HydraConfig.get().runtime.output_dir)
-    return json.dumps(shared, sort_keys=True, default=str).replace(run_dir, "<run folder>"), ""
+    return json.dumps(shared, sort_keys=True, default=str).replace(str(run_dir), "<run folder>"), ""
 
 
 # ----------------------------------------------------------------------------------------------------- training
@@ -191,6 +194,14 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
         models[0].feature_std,
         monitor=first.monitor,
         monitor_mode=metric_mode(first.monitor),
+        early_stop=next(
+            (
+                EarlyStop(c.monitor, c.mode, c.patience, c.min_delta)
+                for c in first.callbacks.values()
+                if isinstance(c, EarlyStoppingConfig)
+            ),
+            None,
+        ),
     )
     trainer_cfg = first.trainer
     trainer_options: dict[str, Any] = dict(
