@@ -257,6 +257,30 @@ def infer(
     )
 
 
+def estimates_only(weight: np.ndarray, bias: float, names: list[str], n_rows: int, reason: str) -> Inference:
+    """The coefficients and their odds ratios alone, without the statistics that need the rows (NaN), and `reason`
+    saying why: what a streamed table reports (its rows are never in memory together)."""
+    quantile = normal_quantile(0.95)
+    estimates = [*map(float, weight), float(bias)]
+    return Inference(
+        coefficients=[
+            _coefficient(name, value, math.nan, quantile) for name, value in zip([*names, INTERCEPT], estimates)
+        ],
+        n_rows=n_rows,
+        log_likelihood=math.nan,
+        null_log_likelihood=math.nan,
+        lr_statistic=math.nan,
+        lr_df=len(names),
+        lr_p_value=math.nan,
+        aic=math.nan,
+        bic=math.nan,
+        pseudo_r2=math.nan,
+        gradient_norm=math.nan,
+        valid=False,
+        reason=reason,
+    )
+
+
 def _sandwich(
     bread: np.ndarray,
     scores: np.ndarray,

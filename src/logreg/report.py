@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from logreg.data import TabularDataModule
-from logreg.inference import Inference, infer
+from logreg.inference import Inference, estimates_only, infer
 from logreg.model import LogisticRegression
 from logreg.outputs import write_text
 
@@ -42,6 +42,17 @@ def fit_inference(
 ) -> Inference:
     """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
     and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
+    if datamodule.streams:  # no streaming pass computes the statistics yet: the estimates, and why alone
+        with torch.no_grad():
+            streamed_weight, streamed_bias = model.folded_weights()
+        return estimates_only(
+            streamed_weight.double().cpu().numpy().ravel(),
+            float(streamed_bias),
+            list(datamodule.feature_names),
+            datamodule.split_size("train"),
+            "a streamed table (data.stream): standard errors and the fit statistics need a pass over the training "
+            "rows that is not implemented yet; set data.stream=false for a table that fits in memory",
+        )
     rows = datamodule.split_rows("train")
     clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
     with torch.no_grad():

@@ -120,9 +120,12 @@ class CSVDataConfig(DataConfig):
     missing_indicator: bool = False
     reference_level: str = "first"
     unseen_category: str = "error"
+    stream: Any = "auto"  # true, false, or auto: stream when the table is over a share of memory (logreg.stream)
 
     def problems(self) -> Problems:
         yield from super().problems()
+        if not (isinstance(self.stream, bool) or self.stream == "auto"):
+            yield "stream", "true (stream the table from disk in blocks), false (read it into memory) or auto"
         if not self.path:
             yield "path", "the CSV file, e.g. data.path=my.csv"
         if self.sha256 is not None and not (len(self.sha256) == 64 and set(self.sha256) <= set("0123456789abcdef")):
