@@ -247,6 +247,12 @@ class TabularDataModule(L.LightningDataModule):
         return self._streamed is not None
 
     @property
+    def streamed_table(self) -> StreamedTable | None:
+        """The streamed table (`logreg.stream`) when the table streams, else None."""
+        self.load()
+        return self._streamed
+
+    @property
     def table(self) -> Table:
         table = self.load()
         if table is None:

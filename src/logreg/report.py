@@ -155,6 +155,8 @@ def _p(value: float) -> str:
 
 
 def _fit_statistics(fit: Inference) -> str:
+    if math.isnan(fit.log_likelihood):  # the estimates alone (a streamed table): nothing else was computed
+        return f"[yellow]No fit statistics, standard errors, p-values or intervals: {fit.reason}[/yellow]"
     test = (
         f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
         if not math.isnan(fit.lr_statistic)
