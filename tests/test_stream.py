@@ -323,3 +323,18 @@ def test_each_process_reads_only_its_own_blocks_and_together_they_read_every_tra
     assert set().union(*map(set, shares)) == every
     assert len({len(share) for share in shares}) == 1  # padded to one length: every process steps alike
     assert sum(len(set(share)) for share in shares) == len(every)  # no row in two shares
+
+
+def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose, path, tmp_path):
+    from logreg.evaluation import evaluate
+    from logreg.schema import check_config
+
+    trained = run(*TRAIN, f"data.path={path}", "data.stream=true", run_dir=tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cfg = compose(f"ckpt_path={checkpoint}", run_dir=tmp_path / "eval", config_name="eval")
+    check_config(cfg)
+    scored = evaluate(cfg)
+
+    assert "stream" in json.loads((tmp_path / "eval" / "inference.json").read_text())["reason"]
+    for name in ("loss", "acc", "auroc"):
+        assert scored[f"test/{name}"] == pytest.approx(trained[f"test/{name}"], abs=1e-6), name

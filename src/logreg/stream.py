@@ -31,7 +31,7 @@ import torch
 
 from logreg.errors import DataError
 from logreg.gradient import BatchGradient, bce_gradient, bce_gradient_and_hessian
-from logreg.stream_source import Block, BlockSource
+from logreg.stream_source import BlockSource
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 SHUFFLE_BLOCKS = 4  # blocks whose rows are shuffled together, for mini-batches
@@ -62,8 +62,9 @@ class StreamedTable:
             values = source.read(block, [label], np.float64)[:, 0]
             bad = np.flatnonzero((values != 0) & (values != 1))
             if len(bad):
+                row = int(bad[0]) + 1 + block.start - source.file_starts[block.file]
                 raise DataError(
-                    f"{source.shown}: {block.file.name}, row {int(bad[0]) + 1 + block.start - self._file_start(block)}"
+                    f"{source.shown}: {block.file.name}, row {row}"
                     f", column {source.names[label]!r}: the label is {values[bad[0]]:g}; labels must be 0 or 1. "
                     "Check data.label_column"
                 )
@@ -72,9 +73,6 @@ class StreamedTable:
         self._counts: dict[str, np.ndarray] = {}  # split -> (blocks,) its rows in each block
         self._fitted: tuple[list[float], list[float], str] | None = None
         self._constant: list[str] = []  # features with one value in every training row
-
-    def _file_start(self, block: Block) -> int:
-        return next(b.start for b in self.source.blocks if b.file == block.file)
 
     @property
     def n_rows(self) -> int:

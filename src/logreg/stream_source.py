@@ -89,6 +89,7 @@ class BlockSource:
                     self.blocks.append(Block(file, group, start, n_rows))
                     start += n_rows
         self.n_rows = start
+        self.file_starts = {b.file: b.start for b in reversed(self.blocks)}  # each file's first row in the table
         if self.n_rows == 0:
             raise DataError(f"{self.shown}: no rows")
 
@@ -118,22 +119,26 @@ class BlockSource:
         table = self._reader(block.file).read_row_group(block.row_group, columns=names)
         values: np.ndarray = np.empty((block.n_rows, len(columns)), dtype=dtype, order="F")
         largest = float(np.finfo(dtype).max)
-        file_start = next(b.start for b in self.blocks if b.file == block.file)
+        file_start = self.file_starts[block.file]
         for k, name in enumerate(names):
             column = table.column(name)
             if pa.types.is_dictionary(column.type):
                 column = pc.cast(column, column.type.value_type)
-            as_float = pc.cast(column, pa.float64()).combine_chunks()
-            if as_float.null_count:
-                row = int(np.flatnonzero(np.asarray(as_float.is_null()))[0])
+            if not (pa.types.is_float32(column.type) or pa.types.is_float64(column.type)):
+                column = pc.cast(column, pa.float64())
+            array = column.combine_chunks()
+            if array.null_count:
+                row = int(np.flatnonzero(np.asarray(array.is_null()))[0])
                 raise DataError(
                     f"{self.shown}: {block.file.name}, row {block.start - file_start + row + 1}, column {name!r}: the "
                     "value is missing (a streamed table takes no missing values; data.stream=false reads them with "
                     "data.impute)"
                 )
-            numbers = np.frombuffer(as_float.buffers()[1], np.float64, len(as_float), as_float.offset * 8)
-            bad = ~np.isfinite(numbers) | (np.abs(numbers) > largest)
-            if bad.any():
+            kind = np.float32 if pa.types.is_float32(array.type) else np.float64
+            size = np.dtype(kind).itemsize
+            numbers = np.frombuffer(array.buffers()[1], kind, len(array), array.offset * size)
+            if not np.isfinite(numbers).all() or (size > np.dtype(dtype).itemsize and np.abs(numbers).max() > largest):
+                bad = ~np.isfinite(numbers) | (np.abs(numbers) > largest)
                 row = int(np.flatnonzero(bad)[0])
                 raise DataError(
                     f"{self.shown}: {block.file.name}, row {block.start - file_start + row + 1}, column {name!r}: the "
