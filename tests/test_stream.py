@@ -7,6 +7,7 @@ Tables are generated here: a few thousand rows, written as Parquet with small ro
 
 import json
 import math
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -184,6 +185,28 @@ def test_a_missing_value_in_a_streamed_table_names_the_file_row_and_column(tmp_p
 
     with pytest.raises(DataError, match=r"holes\.parquet, row 1235, column 'f1': the value is missing"):
         module(tmp_path / "holes.parquet", True).load()
+
+
+def test_a_constant_training_column_is_refused_on_a_streamed_table_naming_it(tmp_path, table):
+    features = table[0].copy()
+    features[:, 1] = 5.0
+    path = write_parquet(tmp_path / "constant", features, table[1])
+
+    with pytest.raises(DataError, match=r"column 'f1' has one value in every training row.*data\.exclude"):
+        module(path, True).load()
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("model.gradient=autograd", "model.gradient=autograd"), ("inference.cluster=f1", "data.stream")],
+)
+def test_what_a_streamed_table_cannot_do_is_refused_before_training_naming_the_key(run, path, override, key):
+    overrides = (*TRAIN, f"data.path={path}", "data.stream=true", override)
+    if override.startswith("inference"):
+        overrides += ("inference.cov_type=cluster",)
+
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: "):
+        run(*overrides)
 
 
 def test_data_stream_accepts_true_false_auto_only(compose):

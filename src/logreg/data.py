@@ -518,7 +518,7 @@ class CSVDataModule(TabularDataModule):
         """The values (N,) of the file's column `name` (a header name, or a number counting from 1), whether it is
         a feature or not (an excluded ID column too), as read: numbers, or the codes of a text column; in the table's
         row order."""
-        self.load()
+        self.table  # a streamed table's columns are never in memory: refused in one line
         source = self._raw.source if self._raw is not None else None
         assert source is not None, "a table read from a file keeps what was read"
         column: int | str = int(name) if name.lstrip("-").isdigit() else name

@@ -151,6 +151,8 @@ def build_datamodule(cfg: DictConfig, **changes: Any) -> TabularDataModule:
 def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LogisticRegression:
     """The model of `cfg.model`, given what the data says: the number of features, the training rows' scaler, and
     the balanced class weight where `model.pos_weight=balanced`."""
+    if datamodule.streams and cfg.model.get("gradient") == "autograd":
+        raise ConfigError("model.gradient=autograd: not on a streamed table (data.stream); use analytic")
     scaler = datamodule.scaler()
     pos_weight = cfg.model.pos_weight
     return instantiate(
