@@ -166,6 +166,16 @@ def test_ddp_on_a_streamed_table_ends_where_one_process_on_the_table_in_memory_d
         assert two[name] == pytest.approx(one[name], abs=1e-6), name
 
 
+def test_ddp_with_mini_batches_of_a_streamed_table_steps_alike_on_both_processes_and_learns(
+    balanced_parquet, tmp_path
+):
+    run_dir = tmp_path / "streamed_minibatches"
+    minibatches = ("data.stream=true", "data.batch_size=16", "data.batches_per_step=2")
+    run_train("trainer=ddp_cpu", *overrides(balanced_parquet), *minibatches, f"hydra.run.dir={run_dir}")
+
+    assert metrics(run_dir)["val/loss"] < math.log(2) - 0.05  # it finished (no process waited on the other) and learned
+
+
 def test_ddp_children_write_into_the_run_folder_and_rank_zero_alone_writes_config_and_scalars(ddp_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
