@@ -5,6 +5,7 @@ reads only its blocks.
 Tables are generated here: a few thousand rows, written as Parquet with small row groups (several blocks) or as CSV.
 """
 
+import csv
 import json
 import math
 import re
@@ -254,6 +255,36 @@ def test_newton_reaches_the_in_memory_optimum_on_a_streamed_table(run, path, tmp
     np.testing.assert_allclose(coefficients(tmp_path / "streamed"), coefficients(tmp_path / "memory"), atol=1e-9)
 
 
+def inference_of(run_dir):
+    with (run_dir / "coefficients.csv").open() as file:
+        rows = [{key: float(value) for key, value in row.items() if key != "feature"} for row in csv.DictReader(file)]
+    return rows, json.loads((run_dir / "inference.json").read_text())
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC1"])
+def test_the_statistics_of_a_streamed_optimum_equal_the_in_memory_ones(run, path, tmp_path, cov_type):
+    options = (*OPTIMUM, f"data.path={path}", f"inference.cov_type={cov_type}")
+    run(*options, "data.stream=false", run_dir=tmp_path / "memory")
+    run(*options, "data.stream=true", run_dir=tmp_path / "streamed")
+
+    (memory_rows, memory), (streamed_rows_, streamed) = (
+        inference_of(tmp_path / "memory"),
+        inference_of(tmp_path / "streamed"),
+    )
+    assert memory["valid"] and streamed["valid"], streamed["reason"]
+    for name, value in memory.items():
+        if isinstance(value, float):
+            assert streamed[name] == pytest.approx(value, rel=1e-8, abs=1e-10), name
+    for memory_row, streamed_row in zip(memory_rows, streamed_rows_, strict=True):
+        for name, value in memory_row.items():
+            assert streamed_row[name] == pytest.approx(value, rel=1e-7, abs=1e-10, nan_ok=True), name
+
+
+def test_a_covariance_that_needs_every_row_at_once_is_refused_on_a_streamed_table(run, path):
+    with pytest.raises(ConfigError, match=r"^inference\.cov_type=HC3: a streamed table .* gives nonrobust, HC0, HC1"):
+        run(*TRAIN, f"data.path={path}", "data.stream=true", "inference.cov_type=HC3")
+
+
 def test_streamed_mini_batches_train_reproducibly_from_the_seed(run, path, tmp_path):
     minibatches = (*TRAIN, f"data.path={path}", "data.stream=true", "data.batch_size=64", "data.batches_per_step=8")
 
@@ -348,7 +379,8 @@ def test_each_process_reads_only_its_own_blocks_and_together_they_read_every_tra
     assert sum(len(set(share)) for share in shares) == len(every)  # no row in two shares
 
 
-def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose, path, tmp_path):
+def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose, path, tmp_path, monkeypatch):
+    import logreg.table
     from logreg.evaluation import evaluate
     from logreg.schema import check_config
 
@@ -356,8 +388,8 @@ def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     cfg = compose(f"ckpt_path={checkpoint}", run_dir=tmp_path / "eval", config_name="eval")
     check_config(cfg)
+    monkeypatch.setattr(logreg.table, "read_source", None)  # the in-memory reader: never called
     scored = evaluate(cfg)
 
-    assert "stream" in json.loads((tmp_path / "eval" / "inference.json").read_text())["reason"]
     for name in ("loss", "acc", "auroc"):
         assert scored[f"test/{name}"] == pytest.approx(trained[f"test/{name}"], abs=1e-6), name

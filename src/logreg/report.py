@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from logreg.data import TabularDataModule
-from logreg.inference import Inference, estimates_only, infer
+from logreg.inference import Inference, infer, infer_from_sums
 from logreg.model import LogisticRegression
 from logreg.outputs import write_text
 
@@ -42,16 +42,16 @@ def fit_inference(
 ) -> Inference:
     """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
     and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
-    if datamodule.streams:  # no streaming pass computes the statistics yet: the estimates, and why alone
+    table = datamodule.streamed_table
+    if table is not None:  # a pass over the streamed training rows gives infer's sums
         with torch.no_grad():
             streamed_weight, streamed_bias = model.folded_weights()
-        return estimates_only(
-            streamed_weight.double().cpu().numpy().ravel(),
-            float(streamed_bias),
+        theta = np.append(streamed_weight.detach().double().cpu().numpy().ravel(), float(streamed_bias))
+        return infer_from_sums(
+            table.row_sums(theta, float(model.options.pos_weight)),
             list(datamodule.feature_names),
-            datamodule.split_size("train"),
-            "a streamed table (data.stream): standard errors and the fit statistics need a pass over the training "
-            "rows that is not implemented yet; set data.stream=false for a table that fits in memory",
+            weight_decay=float(model.options.optimizer.get("weight_decay", 0.0)),
+            cov_type=cov_type,
         )
     rows = datamodule.split_rows("train")
     clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
@@ -155,8 +155,6 @@ def _p(value: float) -> str:
 
 
 def _fit_statistics(fit: Inference) -> str:
-    if math.isnan(fit.log_likelihood):  # the estimates alone (a streamed table): nothing else was computed
-        return f"[yellow]No fit statistics, standard errors, p-values or intervals: {fit.reason}[/yellow]"
     test = (
         f"likelihood-ratio test chi2({fit.lr_df}) = {fit.lr_statistic:.3f}, p = {_p(fit.lr_p_value)}; "
         if not math.isnan(fit.lr_statistic)

@@ -31,6 +31,7 @@ import torch
 
 from logreg.errors import DataError
 from logreg.gradient import BatchGradient, bce_gradient, bce_gradient_and_hessian
+from logreg.inference import RowSums
 from logreg.stream_source import BlockSource
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -194,6 +195,14 @@ class StreamedTable:
             f"{self.n_rows} rows and sha256 {digest[:12]}..., where training had {spec.get('n_rows')} rows "
             f"and sha256 {str(spec.get('table_sha256'))[:12]}..."
         )
+
+    def row_sums(self, theta: np.ndarray, pos_weight: float = 1.0) -> RowSums:
+        """One pass over the training rows: the sums `logreg.inference.infer_from_sums` takes, at theta (F+1,)."""
+        sums = RowSums(np.asarray(theta, dtype=np.float64), pos_weight)
+        for index in self.blocks_of("train", 0, 1):
+            features, labels = self.read(index, "train", self.dtype)
+            sums.add(features, labels)
+        return sums
 
     def blocks_of(self, split: str, rank: int, world_size: int) -> list[int]:
         return shard_blocks(self._counts[split], rank, world_size)

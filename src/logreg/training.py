@@ -26,6 +26,7 @@ from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
+from logreg.inference import STREAMED_COV_TYPES
 from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.model import LogisticRegression
 from logreg.outputs import process_rank
@@ -52,6 +53,11 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, folder: Path | None = None, **d
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **data_changes)
     inference = cfg.get("inference") or {}
+    if datamodule.streams and inference.get("cov_type", "nonrobust") not in STREAMED_COV_TYPES:
+        raise ConfigError(
+            f"inference.cov_type={inference.get('cov_type')}: a streamed table (data.stream) gives "
+            f"{', '.join(STREAMED_COV_TYPES)}; use one of those, or data.stream=false"
+        )
     if inference.get("cluster"):  # its column is read now, so a missing one stops the run before training
         datamodule.column(inference["cluster"], "inference.cluster")
     model = build_model(cfg, datamodule)
