@@ -113,6 +113,33 @@ def test_a_streamed_table_is_never_read_whole(path, monkeypatch):
         datamodule.table
 
 
+def test_the_fitting_pass_is_made_once_and_read_by_later_processes_until_the_data_or_split_changes(path, monkeypatch):
+    from logreg.stream_source import BlockSource
+
+    read_columns = []
+    original = BlockSource.read
+
+    def recording(self, block, columns, dtype):
+        read_columns.append(len(columns))
+        return original(self, block, columns, dtype)
+
+    monkeypatch.setattr(BlockSource, "read", recording)
+    first = module(path, True)
+    first.load()
+    assert max(read_columns) == N_FEATURES  # the first made the pass over the features
+    read_columns.clear()
+
+    again = module(path, True)
+    assert again.scaler() == first.scaler() and again.spec() == first.spec()
+    assert set(read_columns) == {1}  # the label column alone: the fitted values were read back
+
+    read_columns.clear()
+    other_split = module(path, True, seed=5)
+    other_split.load()
+    assert max(read_columns) == N_FEATURES  # another split: another pass
+    assert other_split.scaler() != first.scaler()
+
+
 # ------------------------------------------------------------------------------------------------ the CSV's copy
 
 
@@ -199,7 +226,7 @@ def test_a_constant_training_column_is_refused_on_a_streamed_table_naming_it(tmp
 
 @pytest.mark.parametrize(
     "override, key",
-    [("model.gradient=autograd", "model.gradient=autograd"), ("inference.cluster=f1", "data.stream")],
+    [("model.gradient=autograd", "model.gradient=autograd"), ("inference.cluster=f1", "inference.cov_type=cluster")],
 )
 def test_what_a_streamed_table_cannot_do_is_refused_before_training_naming_the_key(run, path, override, key):
     overrides = (*TRAIN, f"data.path={path}", "data.stream=true", override)

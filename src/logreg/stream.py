@@ -32,7 +32,7 @@ import torch
 from logreg.errors import DataError
 from logreg.gradient import BatchGradient, bce_gradient, bce_gradient_and_hessian
 from logreg.inference import RowSums
-from logreg.stream_source import BlockSource
+from logreg.stream_source import BlockSource, remember, remembered
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 SHUFFLE_BLOCKS = 4  # blocks whose rows are shuffled together, for mini-batches
@@ -113,8 +113,23 @@ class StreamedTable:
         return np.asfortranarray(values[mask]), labels[mask]
 
     def _fit(self) -> tuple[list[float], list[float], str]:
-        """One pass over every block: the training rows' mean and std (float64), and the rows' fingerprint."""
+        """One pass over every block: the training rows' mean and std (float64), and the rows' fingerprint. Kept in
+        the cache folder under the files' identity and the split, so that the processes DDP starts after the first
+        (and later runs) read the result instead of every row."""
         if self._fitted is None:
+            identity = {
+                "files": self.source.identity(),
+                "label": self.label,
+                "columns": self.columns,
+                "dtype": np.dtype(self.dtype).name,
+                "split": hashlib.sha256(self.codes.tobytes()).hexdigest(),
+                "version": 1,
+            }
+            saved = remembered(identity)
+            if saved is not None:
+                self._constant = list(saved["constant"])
+                self._fitted = (list(saved["mean"]), list(saved["std"]), str(saved["sha256"]))
+                return self._fitted
             count, mean, squares = 0, np.zeros(self.n_features), np.zeros(self.n_features)
             low, high = np.full(self.n_features, np.inf), np.full(self.n_features, -np.inf)
             digest = hashlib.sha256()
@@ -140,6 +155,9 @@ class StreamedTable:
             std = np.where(std > 0, std, 1.0)
             self._constant = [name for name, a, b in zip(self.feature_names, low, high) if a == b]
             self._fitted = (mean.tolist(), std.tolist(), digest.hexdigest())
+            remember(identity, {"mean": self._fitted[0], "std": self._fitted[1], "sha256": self._fitted[2]} | {
+                "constant": self._constant
+            })  # fmt: skip
         return self._fitted
 
     def check_training_columns(self) -> None:

@@ -102,6 +102,10 @@ class BlockSource:
                 raise DataError(f"{file}: cannot be read as Parquet ({reason})") from None
         return self._open[file]
 
+    def identity(self) -> list[list]:
+        """Each file's absolute path, size and modification time: what tells whether the data changed."""
+        return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files]
+
     def numeric(self, column: int, key: str) -> None:
         """Refuse, naming `key`, a column that is not numbers (text is one-hot encoded only in memory)."""
         if self.kinds[column] != "number":
@@ -268,3 +272,29 @@ def _convert(path: Path, header: bool | None, encoding: str, target: Path) -> bo
             f"{path}: cannot be converted for streaming ({reason}); data.stream=false reads it in memory and names "
             "the line"
         ) from None
+
+
+def _remembered_path(identity: dict) -> Path:
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    return cache_dir() / "fitted" / f"{key}.json"
+
+
+def remembered(identity: dict) -> dict | None:
+    """What `remember` kept under `identity` (in the cache folder), or None."""
+    try:
+        return dict(json.loads(_remembered_path(identity).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def remember(identity: dict, values: dict) -> None:
+    """Keep `values` (plain JSON) under `identity`, written atomically; a cache that cannot be written is skipped
+    (it only saves a pass)."""
+    path = _remembered_path(identity)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as file:
+            json.dump(values, file)
+        os.replace(file.name, path)
+    except OSError:
+        return
