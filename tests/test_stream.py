@@ -109,8 +109,13 @@ def test_a_streamed_table_is_never_read_whole(path, monkeypatch):
     datamodule = module(path, True)
     datamodule.scaler(), datamodule.balanced_pos_weight(), datamodule.spec(), streamed_rows(datamodule, "test")
 
-    with pytest.raises(ConfigError, match=r"^data\.stream: this needs the whole table in memory"):
-        datamodule.table
+    for needs_the_table in (
+        lambda: datamodule.table,
+        lambda: datamodule.rows("train"),
+        lambda: datamodule.column("f1", "key"),
+    ):
+        with pytest.raises(ConfigError, match=r"^data\.stream: this needs the whole table in memory"):
+            needs_the_table()
 
 
 def test_the_fitting_pass_is_made_once_and_read_by_later_processes_until_the_data_or_split_changes(path, monkeypatch):

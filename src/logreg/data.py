@@ -286,6 +286,7 @@ class TabularDataModule(L.LightningDataModule):
 
     def rows(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The split's features (n, F) and labels (n,), on the training device once `setup` has run."""
+        self.table  # a streamed table has no split tensors: refused in one line
         self.setup()
         return self._split_tensors[split]
 
