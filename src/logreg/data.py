@@ -264,11 +264,13 @@ class TabularDataModule(L.LightningDataModule):
 
     @property
     def n_features(self) -> int:
-        return self._streamed.n_features if self.streams and self._streamed else self.table.n_features
+        streamed = self.streamed_table
+        return streamed.n_features if streamed is not None else self.table.n_features
 
     @property
     def feature_names(self) -> list[str]:
-        return self._streamed.feature_names if self.streams and self._streamed else self.table.feature_names
+        streamed = self.streamed_table
+        return streamed.feature_names if streamed is not None else self.table.feature_names
 
     def split_rows(self, split: str) -> np.ndarray:
         """The row indices of `split` ("train", "val" or "test") into the table, sorted."""
@@ -277,8 +279,8 @@ class TabularDataModule(L.LightningDataModule):
 
     def split_size(self, split: str) -> int:
         """The number of rows of `split`."""
-        if self.streams and self._streamed is not None:
-            return self._streamed.split_size(split)
+        if (streamed := self.streamed_table) is not None:
+            return streamed.split_size(split)
         return len(self.split_rows(split))
 
     def has_rows(self, split: str) -> bool:
@@ -295,8 +297,8 @@ class TabularDataModule(L.LightningDataModule):
         feature gets std 1, so it stays as it is."""
         if not self.options.standardize:
             return None
-        if self.streams and self._streamed is not None:
-            return self._streamed.scaler()
+        if (streamed := self.streamed_table) is not None:
+            return streamed.scaler()
         features = self.table.features[self.split_rows("train")].astype(np.float64)
         mean, std = features.mean(axis=0), features.std(axis=0, ddof=1) if len(features) > 1 else np.ones(1)
         std = np.where(std > 0, std, 1.0) * np.ones(self.n_features)
@@ -312,8 +314,8 @@ class TabularDataModule(L.LightningDataModule):
     def data_report(self) -> list[dict[str, Any]]:
         """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
         with it (`logreg.data_report`)."""
-        if self.streams and self._streamed is not None:
-            return self._streamed.data_report()
+        if (streamed := self.streamed_table) is not None:
+            return streamed.data_report()
         self.load()
         assert self._raw is not None and self._encoding is not None, "load() sets both"
         return column_report(self._raw, self._encoding)
@@ -321,8 +323,8 @@ class TabularDataModule(L.LightningDataModule):
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in
         the loss (scikit-learn's class_weight="balanced", up to a common factor)."""
-        if self.streams and self._streamed is not None:
-            negatives, positives = self._streamed.class_counts("train")
+        if (streamed := self.streamed_table) is not None:
+            negatives, positives = streamed.class_counts("train")
             return negatives / positives
         labels = self.table.labels[self.split_rows("train")]
         return float((labels == 0).sum() / (labels == 1).sum())
@@ -333,14 +335,14 @@ class TabularDataModule(L.LightningDataModule):
 
     def spec(self) -> dict:
         """What a checkpoint records of the rows (`Table.spec`), streamed or in memory alike."""
-        if self.streams and self._streamed is not None:
-            return self._streamed.spec()
+        if (streamed := self.streamed_table) is not None:
+            return streamed.spec()
         return self.table.spec()
 
     def differences(self, spec: dict) -> str | None:
         """How this data differs from a checkpoint's `spec` (`Table.differences`), streamed or in memory alike."""
-        if self.streams and self._streamed is not None:
-            return self._streamed.differences(spec)
+        if (streamed := self.streamed_table) is not None:
+            return streamed.differences(spec)
         return self.table.differences(spec)
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -414,10 +416,8 @@ class TabularDataModule(L.LightningDataModule):
         if self.streams:
             table, rank, world_size, dtype, device = self._streamed_options()
             options = self.options
-            return StreamedTraining(
-                table, rank, world_size, options.batch_size, options.batches_per_step, options.shuffle, options.seed,
-                dtype, device,
-            )  # fmt: skip
+            serving = (options.batch_size, options.batches_per_step, options.shuffle, options.seed)
+            return StreamedTraining(table, rank, world_size, *serving, dtype, device)
         return TrainingChunks(
             *self.rows("train"),
             self._sampler("train", train=True),

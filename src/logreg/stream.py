@@ -155,9 +155,8 @@ class StreamedTable:
             std = np.where(std > 0, std, 1.0)
             self._constant = [name for name, a, b in zip(self.feature_names, low, high) if a == b]
             self._fitted = (mean.tolist(), std.tolist(), digest.hexdigest())
-            remember(identity, {"mean": self._fitted[0], "std": self._fitted[1], "sha256": self._fitted[2]} | {
-                "constant": self._constant
-            })  # fmt: skip
+            fitted = {"mean": self._fitted[0], "std": self._fitted[1], "sha256": self._fitted[2]}
+            remember(identity, {**fitted, "constant": self._constant})
         return self._fitted
 
     def check_training_columns(self) -> None:
@@ -345,10 +344,8 @@ class StreamedTraining:
 
     def __iter__(self) -> Iterator[tuple]:
         if self.batch_size is None:
-            rows = StreamedRows(
-                self.table, "train", self.blocks, self.table.split_size("train") / self.world_size, self.dtype,
-                self.device,
-            )  # fmt: skip
+            share = self.table.split_size("train") / self.world_size
+            rows = StreamedRows(self.table, "train", self.blocks, share, self.dtype, self.device)
             yield rows, rows, None, 0
             return
         held: list[tuple[np.ndarray, np.ndarray]] = []
