@@ -425,3 +425,30 @@ def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose
 
     for name in ("loss", "acc", "auroc"):
         assert scored[f"test/{name}"] == pytest.approx(trained[f"test/{name}"], abs=1e-6), name
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["plain", "header", "bom", "crlf", "quoted", "blank_lines", "gzip"],
+)
+def test_a_csv_as_people_write_it_streams_to_the_rows_read_in_memory(tmp_path, table, variant):
+    import gzip
+
+    features, labels = table[0][:500], table[1][:500]
+    lines = [",".join(f"{v:.6g}" for v in row) for row in np.column_stack([features, labels])]
+    if variant == "header":
+        lines.insert(0, "a,b,c,d,y")
+    if variant == "quoted":
+        lines = [",".join(f'"{cell}"' for cell in line.split(",")) for line in lines]
+    if variant == "blank_lines":
+        lines = [line for row in lines for line in (row, "")]
+    text = ("\r\n" if variant == "crlf" else "\n").join(lines) + "\n"
+    if variant == "bom":
+        text = "\ufeff" + text
+    path = tmp_path / ("table.csv.gz" if variant == "gzip" else "table.csv")
+    path.write_bytes(gzip.compress(text.encode()) if variant == "gzip" else text.encode())
+
+    streamed, memory = module(path, True), module(path, False)
+
+    assert streamed.spec() == memory.spec()
+    assert streamed.feature_names == memory.feature_names
