@@ -56,6 +56,15 @@ def _diabetes_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_folder(tmp_path_factory):
+    """Streamed tables' cache (a CSV's streaming copy, fitted values: `logreg.stream_source`) in the session's temporary
+    folder, never the user's ~/.cache; child processes inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOGREG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
     """Every test runs in its own folder: whatever a run writes relative to the working directory (logs/, ...) lands

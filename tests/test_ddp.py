@@ -138,6 +138,42 @@ def test_ddp_with_shuffled_minibatches_ends_where_one_process_with_their_combine
     assert abs(one["val/loss"] - metrics(single_run)["val/loss"]) > 1e-3  # mini-batches: not the full-batch numbers
 
 
+@pytest.fixture(scope="module")
+def balanced_parquet(balanced_csv, tmp_path_factory) -> Path:
+    """The balanced table as Parquet with row groups of 20 rows: 10 blocks to stream, shared by the processes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = np.loadtxt(balanced_csv, delimiter=",", dtype=np.float32)
+    path = tmp_path_factory.mktemp("parquet") / "balanced.parquet"
+    columns = {f"x{k + 1}": values[:, k] for k in range(values.shape[1])}
+    pq.write_table(pa.table(columns), path, row_group_size=20)
+    return path
+
+
+def test_ddp_on_a_streamed_table_ends_where_one_process_on_the_table_in_memory_does(
+    balanced_parquet, single_run, tmp_path
+):
+    run_dir = tmp_path / "streamed"
+    streamed = ("trainer=ddp_cpu", *overrides(balanced_parquet), "data.stream=true")
+    run_train(*streamed, f"hydra.run.dir={run_dir}")
+
+    two, one = metrics(run_dir), metrics(single_run)
+    assert "as is (streamed)" in (run_dir / "data_report.csv").read_text()  # it streamed
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=DDP_TOLERANCE), name
+    for name in ("val/acc", "test/acc", "val/auroc", "test/auroc"):
+        assert two[name] == pytest.approx(one[name], abs=1e-6), name
+
+
+def test_ddp_with_mini_batches_of_a_streamed_table_steps_alike_on_both_processes_and_learns(balanced_parquet, tmp_path):
+    run_dir = tmp_path / "streamed_minibatches"
+    minibatches = ("data.stream=true", "data.batch_size=16", "data.batches_per_step=2")
+    run_train("trainer=ddp_cpu", *overrides(balanced_parquet), *minibatches, f"hydra.run.dir={run_dir}")
+
+    assert metrics(run_dir)["val/loss"] < math.log(2) - 0.05  # it finished (no process waited on the other) and learned
+
+
 def test_ddp_children_write_into_the_run_folder_and_rank_zero_alone_writes_config_and_scalars(ddp_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

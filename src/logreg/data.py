@@ -23,14 +23,16 @@ import torch
 from logreg.checking import check_arguments
 from logreg.csvfile import index_of
 from logreg.data_report import column_report
-from logreg.encoding import Encoding
+from logreg.encoding import ColumnEncoding, Encoding
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
 from logreg.outputs import process_rank
 from logreg.parquetfile import is_parquet
 from logreg.schema import BreastCancerDataConfig, CSVDataConfig, DataConfig
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
-from logreg.table import Table, encode, read_labeled_csv
+from logreg.stream import StreamedEvaluation, StreamedTable, StreamedTraining
+from logreg.stream_source import BlockSource, should_stream, streaming_copy
+from logreg.table import Table, choose_columns, encode, read_labeled_csv
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,38 @@ def column_major(features: torch.Tensor) -> torch.Tensor:
     if features.stride() == (1, max(len(features), 1)):
         return features
     return features.t().contiguous().t()
+
+
+def cut_split(labels: np.ndarray, options: DataConfig, folds: int = 0, fold: int = 0) -> dict[str, np.ndarray]:
+    """The row indices (sorted) of train, val and test for the table's labels (N,) in file order: the seeded,
+    stratified split (or fold `fold` of `folds`, for cv.folds), the same for a table in memory and a streamed one;
+    refuses a split with no rows or one class only."""
+    n_rows = len(labels)
+    fractions = {"train": 1.0, "val": options.val_fraction, "test": options.test_fraction}
+    rows = stratified_split(labels, 0.0 if folds else options.val_fraction, options.test_fraction, options.seed)
+    if folds:
+        parts = stratified_folds(rows["train"], labels, folds, options.seed)
+        rows["val"] = parts[fold]
+        rows["train"] = np.sort(np.concatenate([part for k, part in enumerate(parts) if k != fold]))
+        fractions["val"] = 1 / folds
+    for split, index in rows.items():
+        if fractions[split] == 0:
+            continue
+        if len(index) == 0:
+            raise DataError(
+                f"too few rows for the requested split: {n_rows} rows with data.val_fraction="
+                f"{options.val_fraction} and data.test_fraction={options.test_fraction}"
+                f"{f' and {folds} folds' if folds else ''} leave no {split} rows. Use more data or "
+                "change those fractions"
+            )
+        counts = np.bincount(labels[index].astype(np.int64), minlength=2)
+        if counts.min() == 0:
+            raise DataError(
+                f"the {split} split has {counts[0]} rows of class 0 and {counts[1]} of class 1: a stratified split "
+                "needs both classes in each split. Use more data (of both classes) or smaller "
+                "data.val_fraction / data.test_fraction (or fewer cv.folds)."
+            )
+    return rows
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -100,10 +134,15 @@ class TabularDataModule(L.LightningDataModule):
         self._encoding: Encoding | None = None  # the encoding in use (learned, or given)
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
+        self._streamed: StreamedTable | None = None  # a table streamed from disk (data.stream), never in memory
 
     def read(self) -> Table:
         """Return the whole table, in its source's row order: its feature columns as read (see `logreg.table`)."""
         raise NotImplementedError
+
+    def open_stream(self) -> StreamedTable | None:
+        """The table as a `StreamedTable`, when it is to be streamed (data.stream); None: read it into memory."""
+        return None
 
     def keep_float64(self) -> None:
         """Read and keep the features in float64 (trainer.precision=64-true), not rounded to float32; before `load`."""
@@ -122,38 +161,26 @@ class TabularDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ the public surface
 
-    def load(self) -> Table:
-        """Read the table and cut the split, once; later calls return the same table at once."""
-        if self._table is not None:
+    def load(self) -> Table | None:
+        """Read the table and cut the split, once; later calls return the same table at once. A streamed table
+        (`streams`) is never read whole: its labels are, for the split, and its training rows are fitted in
+        passes; None is returned."""
+        if self._table is not None or self._streamed is not None:
             return self._table
+        streamed = self.open_stream()
+        if streamed is not None:
+            streamed.assign(cut_split(streamed.labels, self.options, self.folds, self.fold))
+            streamed.check_training_columns()
+            names = streamed.feature_names
+            self._source_spec = {
+                "encoding": Encoding([ColumnEncoding(name) for name in names]).to_dict(),
+                "raw_features": list(names),
+                **streamed.source_spec(),
+            }
+            self._streamed = streamed
+            return None
         table = self.read()
-        options = self.options
-        fractions = {"train": 1.0, "val": options.val_fraction, "test": options.test_fraction}
-        rows = stratified_split(
-            table.labels, 0.0 if self.folds else options.val_fraction, options.test_fraction, options.seed
-        )
-        if self.folds:
-            folds = stratified_folds(rows["train"], table.labels, self.folds, options.seed)
-            rows["val"] = folds[self.fold]
-            rows["train"] = np.sort(np.concatenate([f for k, f in enumerate(folds) if k != self.fold]))
-            fractions["val"] = 1 / self.folds
-        for split, index in rows.items():
-            if fractions[split] == 0:
-                continue
-            if len(index) == 0:
-                raise DataError(
-                    f"too few rows for the requested split: {table.n_rows} rows with data.val_fraction="
-                    f"{options.val_fraction} and data.test_fraction={options.test_fraction}"
-                    f"{f' and {self.folds} folds' if self.folds else ''} leave no {split} rows. Use more data or "
-                    "change those fractions"
-                )
-            counts = np.bincount(table.labels[index].astype(np.int64), minlength=2)
-            if counts.min() == 0:
-                raise DataError(
-                    f"the {split} split has {counts[0]} rows of class 0 and {counts[1]} of class 1: a stratified split "
-                    "needs both classes in each split. Use more data (of both classes) or smaller "
-                    "data.val_fraction / data.test_fraction (or fewer cv.folds)."
-                )
+        rows = cut_split(table.labels, self.options, self.folds, self.fold)
         encoding = self._given_encoding or Encoding.fit(
             table.features,
             table.feature_names,
@@ -178,27 +205,54 @@ class TabularDataModule(L.LightningDataModule):
         return self._table
 
     @property
+    def streams(self) -> bool:
+        """Whether the table is streamed from disk (data.stream), never held in memory whole."""
+        self.load()
+        return self._streamed is not None
+
+    @property
+    def streamed_table(self) -> StreamedTable | None:
+        """The streamed table (`logreg.stream`) when the table streams, else None."""
+        self.load()
+        return self._streamed
+
+    @property
     def table(self) -> Table:
-        return self.load()
+        table = self.load()
+        if table is None:
+            raise ConfigError(
+                "data.stream: this needs the whole table in memory, and a streamed table is never read whole; set "
+                "data.stream=false for a table that fits in memory"
+            )
+        return table
 
     @property
     def n_features(self) -> int:
-        return self.table.n_features
+        streamed = self.streamed_table
+        return streamed.n_features if streamed is not None else self.table.n_features
 
     @property
     def feature_names(self) -> list[str]:
-        return self.table.feature_names
+        streamed = self.streamed_table
+        return streamed.feature_names if streamed is not None else self.table.feature_names
 
     def split_rows(self, split: str) -> np.ndarray:
         """The row indices of `split` ("train", "val" or "test") into the table, sorted."""
-        self.load()
+        self.table  # a streamed table keeps no row indices: refused in one line
         return self._split_rows[split]
 
+    def split_size(self, split: str) -> int:
+        """The number of rows of `split`."""
+        if (streamed := self.streamed_table) is not None:
+            return streamed.split_size(split)
+        return len(self.split_rows(split))
+
     def has_rows(self, split: str) -> bool:
-        return len(self.split_rows(split)) > 0
+        return self.split_size(split) > 0
 
     def rows(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The split's features (n, F) and labels (n,), on the training device once `setup` has run."""
+        self.table  # a streamed table has no split tensors: refused in one line
         self.setup()
         return self._split_tensors[split]
 
@@ -207,6 +261,8 @@ class TabularDataModule(L.LightningDataModule):
         feature gets std 1, so it stays as it is."""
         if not self.options.standardize:
             return None
+        if (streamed := self.streamed_table) is not None:
+            return streamed.scaler()
         features = self.table.features[self.split_rows("train")].astype(np.float64)
         mean, std = features.mean(axis=0), features.std(axis=0, ddof=1) if len(features) > 1 else np.ones(1)
         std = np.where(std > 0, std, 1.0) * np.ones(self.n_features)
@@ -222,6 +278,8 @@ class TabularDataModule(L.LightningDataModule):
     def data_report(self) -> list[dict[str, Any]]:
         """Per column of the source: its type, missing values, share of zeros, distinct values, and what was done
         with it (`logreg.data_report`)."""
+        if (streamed := self.streamed_table) is not None:
+            return streamed.data_report()
         self.load()
         assert self._raw is not None and self._encoding is not None, "load() sets both"
         return column_report(self._raw, self._encoding)
@@ -229,16 +287,31 @@ class TabularDataModule(L.LightningDataModule):
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in
         the loss (scikit-learn's class_weight="balanced", up to a common factor)."""
+        if (streamed := self.streamed_table) is not None:
+            negatives, positives = streamed.class_counts("train")
+            return negatives / positives
         labels = self.table.labels[self.split_rows("train")]
         return float((labels == 0).sum() / (labels == 1).sum())
 
     def state_dict(self) -> dict:
         """The data spec a checkpoint records (Lightning stores it under this class's name): rows and fingerprint."""
-        return {**self.table.spec(), **self._source_spec}  # (reading the table sets both)
+        return {**self.spec(), **self._source_spec}  # (reading the table sets both)
+
+    def spec(self) -> dict:
+        """What a checkpoint records of the rows (`Table.spec`), streamed or in memory alike."""
+        if (streamed := self.streamed_table) is not None:
+            return streamed.spec()
+        return self.table.spec()
+
+    def differences(self, spec: dict) -> str | None:
+        """How this data differs from a checkpoint's `spec` (`Table.differences`), streamed or in memory alike."""
+        if (streamed := self.streamed_table) is not None:
+            return streamed.differences(spec)
+        return self.table.differences(spec)
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume: refuse to go on training on other data than the checkpoint's."""
-        difference = self.table.differences(state_dict)
+        difference = self.differences(state_dict)
         if difference:
             raise DataError(f"the data differs from the checkpoint's: {difference}. Resume on the data it trained on")
 
@@ -246,9 +319,9 @@ class TabularDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Move the table to the training device once (when it fits there) and cut it into split tensors."""
-        if self._split_tensors:
+        if self._split_tensors or self.streams:  # a streamed table's loaders read it block by block
             return
-        table = self.load()
+        table = self.table
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         features, labels = torch.from_numpy(table.features), torch.from_numpy(table.labels)
         if self.trainer is not None and str(self.trainer.precision).startswith("64"):  # once, not at every step
@@ -292,9 +365,23 @@ class TabularDataModule(L.LightningDataModule):
             contiguous=not minibatches,
         )
 
-    def train_dataloader(self) -> TrainingChunks | list:
+    def _streamed_options(self) -> tuple[StreamedTable, int, int, type, torch.device]:
+        """The streamed table, this process's rank, the process count, the rows' dtype and device."""
+        assert self._streamed is not None
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        float64 = self._dtype is np.float64 or (self.trainer is not None and str(self.trainer.precision)[:2] == "64")
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        device = device if self.options.move_to_device else torch.device("cpu")
+        return self._streamed, rank, world_size, np.float64 if float64 else np.float32, device
+
+    def train_dataloader(self) -> TrainingChunks | StreamedTraining | list:
         if not self.has_rows("train"):
             return []
+        if self.streams:
+            table, rank, world_size, dtype, device = self._streamed_options()
+            options = self.options
+            serving = (options.batch_size, options.batches_per_step, options.shuffle, options.seed)
+            return StreamedTraining(table, rank, world_size, *serving, dtype, device)
         return TrainingChunks(
             *self.rows("train"),
             self._sampler("train", train=True),
@@ -302,15 +389,18 @@ class TabularDataModule(L.LightningDataModule):
             self.options.batches_per_step,
         )
 
-    def _evaluation(self, split: str) -> EvaluationBlocks | list:
+    def _evaluation(self, split: str) -> EvaluationBlocks | StreamedEvaluation | list:
         if not self.has_rows(split):
             return []  # Lightning skips a stage with no loaders
+        if self.streams:
+            table, rank, world_size, dtype, device = self._streamed_options()
+            return StreamedEvaluation(table, split, rank, world_size, dtype, device)
         return EvaluationBlocks(*self.rows(split), self._sampler(split, train=False))
 
-    def val_dataloader(self) -> EvaluationBlocks | list:
+    def val_dataloader(self) -> EvaluationBlocks | StreamedEvaluation | list:
         return self._evaluation("val")
 
-    def test_dataloader(self) -> EvaluationBlocks | list:
+    def test_dataloader(self) -> EvaluationBlocks | StreamedEvaluation | list:
         return self._evaluation(self.options.test_on)
 
 
@@ -336,6 +426,9 @@ class CSVDataModule(TabularDataModule):
         missing_indicator: add a 0/1 column `<name>:missing` for each column with missing training values.
         reference_level: "first": a categorical column's first category (sorted) gets no column; "none": all do.
         unseen_category: a category the training rows lack: "error" (refused), or "zero" (all-zero columns).
+        stream: True: stream the table from disk in blocks (`logreg.stream`), never holding it whole; False: read
+            it into memory; "auto": stream when it is larger than a share of this machine's memory
+            (`logreg.stream_source.should_stream`).
         **split_options: the split and serving options of `TabularDataModule`.
     """
 
@@ -359,6 +452,7 @@ class CSVDataModule(TabularDataModule):
         missing_indicator: bool = False,
         reference_level: str = "first",
         unseen_category: str = "error",
+        stream: bool | str = "auto",
         **split_options: Any,
     ):
         # plain lists (not Hydra's ListConfig): save_hyperparameters reads these locals, and checkpoints keep plain
@@ -385,12 +479,45 @@ class CSVDataModule(TabularDataModule):
         """The values (N,) of the file's column `name` (a header name, or a number counting from 1), whether it is
         a feature or not (an excluded ID column too), as read: numbers, or the codes of a text column; in the table's
         row order."""
-        self.load()
+        self.table  # a streamed table's columns are never in memory: refused in one line
         source = self._raw.source if self._raw is not None else None
         assert source is not None, "a table read from a file keeps what was read"
         column: int | str = int(name) if name.lstrip("-").isdigit() else name
         index = index_of(source.names, source.has_header, source.path, column, key)
         return np.ascontiguousarray(source.values[:, index])
+
+    def open_stream(self) -> StreamedTable | None:
+        options = self.options
+        path = self.local_file()
+        if not should_stream(options.stream, path):
+            return None
+        for key in ("impute", "categorical"):
+            if getattr(options, key):
+                raise ConfigError(
+                    f"data.{key}: not with a streamed table (data.stream={options.stream}): imputation and one-hot "
+                    "categories are fitted in memory; set data.stream=false, or leave that column out"
+                )
+        if self._given_encoding is not None and not self._given_encoding.is_identity:
+            raise ConfigError(
+                f"data.stream={options.stream}: the model's features are encoded (categories or imputed values), "
+                "which a streamed table does not do; set data.stream=false"
+            )
+        if is_parquet(path):
+            source, has_header = BlockSource(path), True
+        else:
+            folder, has_header = streaming_copy(path, options.header, options.encoding)
+            source = BlockSource(folder, shown=str(path))
+        columns = choose_columns(
+            source.names,
+            has_header,
+            source.shown,
+            options.label_column,
+            None if options.features is None else list(options.features),
+            list(options.exclude or []),
+        )
+        for column in [columns.label, *columns.features]:
+            source.numeric(column, "data.exclude")
+        return StreamedTable(source, columns.label, columns.features, self._dtype, has_header)
 
     def read(self) -> Table:
         options = self.options

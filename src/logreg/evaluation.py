@@ -38,7 +38,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         changes["test_on"] = cfg.split
     datamodule, spec = datamodule_from_checkpoint(checkpoint, cfg.ckpt_path, **changes)
     split = datamodule.options.test_on
-    difference = datamodule.table.differences(spec) if spec else None
+    difference = datamodule.differences(spec) if spec else None
     if difference and not cfg.allow_changed_data:
         raise DataError(
             f"ckpt_path={cfg.ckpt_path}: the data differs from what it was trained on ({difference}), so its {split} "

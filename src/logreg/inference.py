@@ -257,6 +257,200 @@ def infer(
     )
 
 
+@dataclass
+class RowSums:
+    """What `infer` needs of the rows, as sums a pass over blocks of rows adds up (`add`): for a table that is never in
+    memory whole (`logreg.stream`). `infer_from_sums` turns them into the `Inference` that `infer` would give."""
+
+    theta: np.ndarray  # (F+1,) the coefficients the sums are taken at: the weights, then the intercept
+    pos_weight: float = 1.0
+    n: int = 0
+    n_positive: float = 0.0
+    log_likelihood: float = 0.0  # sum log p(y | x)
+    weighted_log_likelihood: float = 0.0  # sum c_i log p(y | x)
+    min_margin: float = math.inf
+    saturated: int = 0  # rows with margin > SATURATED_MARGIN
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) X~' c (y - p)
+    information: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (K, K) X~' C W X~
+    meat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (K, K) sum s_i s_i'
+    variance_sum: float = 0.0  # sum p (1 - p)
+    slope: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) X~' p (1 - p) (1 - 2p)
+    gram: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (K, K) X~' X~
+    rest_gram: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (K, K) of the rows not saturated
+
+    def __post_init__(self) -> None:
+        k = len(self.theta)
+        self.score, self.slope = np.zeros(k), np.zeros(k)
+        self.information, self.meat, self.gram = np.zeros((k, k)), np.zeros((k, k)), np.zeros((k, k))
+        self.rest_gram = np.zeros((k, k))
+
+    def add(self, features: np.ndarray, labels: np.ndarray) -> None:
+        """Add the rows features (n, F) and labels (n,) 0/1."""
+        x, y = np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+        design = np.column_stack([x, np.ones(len(y))])  # (n, K)
+        logits = design @ self.theta
+        sign = 2 * y - 1
+        margins = sign * logits
+        row_weights = np.where(y == 1, self.pos_weight, 1.0)
+        log_p = -np.logaddexp(0.0, -margins)
+        residuals = sign * np.exp(-np.logaddexp(0.0, margins))
+        variances = np.exp(-np.logaddexp(0.0, logits) - np.logaddexp(0.0, -logits))
+        probs = np.exp(-np.logaddexp(0.0, -logits))
+        scores = row_weights * residuals
+        self.n += len(y)
+        self.n_positive += float(y.sum())
+        self.log_likelihood += float(log_p.sum())
+        self.weighted_log_likelihood += float((row_weights * log_p).sum())
+        self.min_margin = min(self.min_margin, float(margins.min())) if len(y) else self.min_margin
+        self.saturated += int((margins > SATURATED_MARGIN).sum())
+        self.score += design.T @ scores
+        self.information += design.T @ (design * (row_weights * variances)[:, None])
+        self.meat += design.T @ (design * (scores**2)[:, None])
+        self.variance_sum += float(variances.sum())
+        self.slope += design.T @ (variances * (1 - 2 * probs))
+        self.gram += design.T @ design
+        rest = design[margins <= SATURATED_MARGIN]
+        self.rest_gram += rest.T @ rest
+
+
+def _dependencies_of_gram(gram: np.ndarray, n: int) -> list[int]:
+    """The features (indices) that `_dependencies` would find dependent, from X~' X~ (K, K): the distance of each
+    centered, unit-norm column from the span of the kept ones before it, by the Schur complement of their
+    correlations (exact for DEPENDENT = 1e-5, whose square float64 resolves)."""
+    f = len(gram) - 1
+    mean = gram[f, :f] / n
+    centered = gram[:f, :f] - n * np.outer(mean, mean)  # (F, F) the centered features' Gram matrix
+    norms = np.sqrt(np.clip(np.diag(centered), 0.0, None))
+    kept: list[int] = []
+    dependent = []
+    for j in range(f):
+        if norms[j] <= 0:
+            dependent.append(j)
+            continue
+        correlations = centered[np.ix_([*kept, j], [*kept, j])] / np.outer(norms[[*kept, j]], norms[[*kept, j]])
+        within = correlations[:-1, :-1]
+        across = correlations[:-1, -1]
+        squared = 1.0 - (across @ np.linalg.solve(within, across) if kept else 0.0)
+        if math.sqrt(max(squared, 0.0)) > DEPENDENT:
+            kept.append(j)
+        else:
+            dependent.append(j)
+    return dependent
+
+
+def _flat_directions(sums: RowSums) -> bool:
+    """Whether some direction of the (unit-norm) coefficients leaves every row not predicted with certainty on its
+    logit: `_quasi_separation`'s candidates for a proof, from the Gram matrix of those rows (eigenvalues within 1e-12
+    of the largest: the singular values within 1e-6, where `_quasi_separation`'s SVD of the rows resolves 1e-8)."""
+    scale = np.sqrt(np.diag(sums.gram))
+    if not np.all(scale > 0):
+        return True
+    eigenvalues = np.linalg.eigvalsh(sums.rest_gram / np.outer(scale, scale))
+    return bool(eigenvalues[0] <= 1e-12 * max(float(eigenvalues[-1]), 1e-300))
+
+
+STREAMED_COV_TYPES = ("nonrobust", "HC0", "HC1")  # what `infer_from_sums` gives
+
+
+def infer_from_sums(
+    sums: RowSums,
+    names: list[str],
+    *,
+    weight_decay: float = 0.0,
+    tolerance: float = 1e-4,
+    level: float = 0.95,
+    cov_type: str = "nonrobust",
+) -> Inference:
+    """`infer`'s result from the rows' sums (`RowSums`), for cov_type nonrobust, HC0 or HC1. Where `infer` would
+    name dependent columns, or look for quasi-separation among rows predicted with certainty, this finds the same
+    and directions flat on the rows not predicted with certainty (the candidates of a quasi-separation proof), this
+    reports no standard errors and says why (it does not identify the other columns, nor seek the proof)."""
+    if cov_type not in STREAMED_COV_TYPES:
+        raise ConfigError(
+            f"inference.cov_type={cov_type}: a streamed table's statistics come from sums over its rows, which give "
+            "nonrobust, HC0 and HC1; use one of those, or data.stream=false"
+        )
+    theta, n, pos_weight = sums.theta, sums.n, sums.pos_weight
+    _check_options(weight_decay, pos_weight, tolerance, level)
+    if sums.n_positive in (0, n):
+        raise DataError(f"labels: all {n} rows are of one class; inference needs rows of both classes")
+    f = len(theta) - 1
+    all_names = [*names, INTERCEPT]
+    dependent = _dependencies_of_gram(sums.gram, n)
+    rank = f + 1 - len(dependent)
+    n_positive, n_negative = sums.n_positive, n - sums.n_positive
+    null_log_likelihood = n_positive * math.log(n_positive / n) + n_negative * math.log(n_negative / n)
+    log_likelihood = sums.log_likelihood
+    lr_statistic, lr_df = 2 * (log_likelihood - null_log_likelihood), rank - 1
+    gradient_norm = float(np.max(np.abs(sums.score))) / n
+    robust = cov_type != "nonrobust"
+    weighted_positive = pos_weight * n_positive
+    share = weighted_positive / (weighted_positive + n_negative)
+    weighted_null = weighted_positive * math.log(share) + n_negative * math.log(1 - share)
+    gain = sums.weighted_log_likelihood - weighted_null
+    margins = np.array([sums.min_margin])  # all margins > 0 exactly when the smallest is
+    reason = _invalid_reason(weight_decay, 1.0 if robust else pos_weight, margins, gradient_norm, tolerance, gain)
+    if not reason and dependent:
+        reason = (
+            f"rank-deficient design: {', '.join(all_names[j] for j in dependent)} "
+            f"{'is a linear combination' if len(dependent) == 1 else 'are linear combinations'} of the other columns "
+            f"(to {DEPENDENT:.0e}); on a streamed table no coefficient then gets standard errors: drop "
+            f"{'it' if len(dependent) == 1 else 'them'}"
+        )
+    if not reason and 0 < sums.saturated < n and _flat_directions(sums):
+        reason = (
+            f"{sums.saturated} rows are predicted with probability 0 or 1 (margin > {SATURATED_MARGIN:g}) and the "
+            "others leave a direction of the coefficients flat: the classes may be quasi-separated, which a streamed "
+            "table's sums cannot rule out; no standard errors"
+        )
+    covariance = None
+    if not reason:
+        covariance = _invert(sums.information)
+        if covariance is not None and robust:
+            factor = n / (n - (f + 1)) if cov_type == "HC1" else 1.0
+            covariance = covariance @ (sums.meat * factor) @ covariance
+        if covariance is None:
+            reason = (
+                "the information matrix is singular (saturated probabilities, or features nearly collinear): the "
+                "coefficients are not identified"
+            )
+    std_errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(f + 1, math.nan)
+    mean_variance = sums.variance_sum / n
+    effects = theta * mean_variance
+    effects[-1] = math.nan
+    errors = np.full(f + 1, math.nan)
+    if covariance is not None:
+        for j in range(f):
+            gradient = theta[j] * sums.slope / n
+            gradient[j] += mean_variance
+            errors[j] = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
+    quantile = normal_quantile(level)
+    worse_than_null = log_likelihood < null_log_likelihood
+    return Inference(
+        coefficients=[
+            replace(
+                _coefficient(name, float(estimate), float(se), quantile),
+                marginal_effect=float(effect),
+                marginal_effect_std_error=float(effect_error),
+            )
+            for name, estimate, se, effect, effect_error in zip(all_names, theta, std_errors, effects, errors)
+        ],
+        n_rows=n,
+        log_likelihood=log_likelihood,
+        null_log_likelihood=null_log_likelihood,
+        lr_statistic=math.nan if worse_than_null else lr_statistic,
+        lr_df=lr_df,
+        lr_p_value=math.nan if worse_than_null else _chi2_survival(lr_statistic, lr_df),
+        aic=-2 * log_likelihood + 2 * rank,
+        bic=-2 * log_likelihood + rank * math.log(n),
+        pseudo_r2=math.nan if worse_than_null else 1 - log_likelihood / null_log_likelihood,
+        gradient_norm=gradient_norm,
+        valid=not reason,
+        reason=reason,
+        covariance=covariance,
+    )
+
+
 def _sandwich(
     bread: np.ndarray,
     scores: np.ndarray,

@@ -39,6 +39,7 @@ from logreg.schema import (
     SchedulerConfig,
 )
 from logreg.splits import minibatches
+from logreg.stream import StreamedRows
 
 TORCH_OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -216,6 +217,8 @@ class LogisticRegression(L.LightningModule):
 
         def autograd(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """Lab 5's way: build the graph, let autograd differentiate it."""
+            if isinstance(features, StreamedRows):
+                raise ConfigError("model.gradient=autograd: not on a streamed table (data.stream); use analytic")
             with torch.enable_grad():
                 logits = self.logits(features)
                 class_weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=logits.dtype)
@@ -228,7 +231,11 @@ class LogisticRegression(L.LightningModule):
 
         def analytic(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """The closed form, on the weights acting on the raw features, then the chain rule through the scaler."""
-            if with_hessian:
+            if isinstance(features, StreamedRows):  # a full batch read block by block: sums over the blocks
+                result, streamed_hessian = features.gradient(*folded(), pos_weight, threshold, with_hessian)
+                if streamed_hessian is not None:
+                    keep_hessian(streamed_hessian)
+            elif with_hessian:
                 result, hessian = bce_gradient_and_hessian(features, labels, *folded(), pos_weight, threshold)
                 keep_hessian(hessian)
             else:
@@ -246,7 +253,8 @@ class LogisticRegression(L.LightningModule):
                 loss_sum.add_(batch_loss_sum)
                 correct.add_(batch_correct)
                 first_evaluation[0] = False
-            loss = batch_loss_sum / len(labels)
+            # a streamed full batch: the process's loss sum over its share of the split's rows (`StreamedRows`)
+            loss = batch_loss_sum / (labels.share if isinstance(labels, StreamedRows) else len(labels))
             if distributed:  # the mean over processes of equal batches: the whole batch's gradient and loss
                 packed = torch.cat([grad_weight, grad_bias.view(1), loss.view(1)])
                 if with_hessian:
@@ -281,7 +289,8 @@ class LogisticRegression(L.LightningModule):
         optimizer = cast(LightningOptimizer, self.optimizers())
         newton = optimizer.optimizer if isinstance(optimizer.optimizer, Newton) else None
         closure_for, hessian = self._update(with_hessian=newton is not None)
-        for features, labels in minibatches(chunk):
+        batches = [chunk[:2]] if isinstance(chunk[0], StreamedRows) else minibatches(chunk)
+        for features, labels in batches:
             if newton is None:
                 optimizer.step(closure=closure_for(features, labels))
             else:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from logreg.data import TabularDataModule
-from logreg.inference import Inference, infer
+from logreg.inference import Inference, infer, infer_from_sums
 from logreg.metric_names import STAGE_METRICS
 from logreg.model import LogisticRegression
 from logreg.outputs import write_text
@@ -44,6 +44,17 @@ def fit_inference(
 ) -> Inference:
     """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
     and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
+    table = datamodule.streamed_table
+    if table is not None:  # a pass over the streamed training rows gives infer's sums
+        with torch.no_grad():
+            streamed_weight, streamed_bias = model.folded_weights()
+        theta = np.append(streamed_weight.detach().double().cpu().numpy().ravel(), float(streamed_bias))
+        return infer_from_sums(
+            table.row_sums(theta, float(model.options.pos_weight)),
+            list(datamodule.feature_names),
+            weight_decay=float(model.options.optimizer.get("weight_decay", 0.0)),
+            cov_type=cov_type,
+        )
     rows = datamodule.split_rows("train")
     clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
     with torch.no_grad():

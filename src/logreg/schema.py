@@ -116,6 +116,14 @@ class CSVDataConfig(DataConfig):
     missing_indicator: bool = False
     reference_level: str = ruled("first", one_of(REFERENCE_LEVELS))
     unseen_category: str = ruled("error", one_of(UNSEEN_CATEGORIES))
+    # true, false, or auto: stream when the table is over a share of memory (logreg.stream)
+    stream: Any = ruled(
+        "auto",
+        Rule(
+            lambda stream: isinstance(stream, bool) or stream == "auto",
+            "true (stream the table from disk in blocks), false (read it into memory) or auto",
+        ),
+    )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from logreg.checkpoints import AtomicCheckpointIO
 from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
 from logreg.errors import CheckpointError, ConfigError, find_user_error, one_line
+from logreg.inference import STREAMED_COV_TYPES
 from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.metric_names import STAGE_METRICS, objective_values
 from logreg.model import LogisticRegression
@@ -67,6 +68,11 @@ def fit_and_test(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, **data_changes)
     inference = cfg.inference
+    if datamodule.streams and inference.cov_type not in STREAMED_COV_TYPES:
+        raise ConfigError(
+            f"inference.cov_type={inference.cov_type}: a streamed table (data.stream) gives "
+            f"{', '.join(STREAMED_COV_TYPES)}; use one of those, or data.stream=false"
+        )
     if inference.cluster:  # its column is read now, so a missing one stops the run before training
         datamodule.column(inference.cluster, "inference.cluster")
     model = build_model(cfg, datamodule)
@@ -175,6 +181,8 @@ def build_datamodule(cfg: TrainConfig, **changes: Any) -> TabularDataModule:
 def build_model(cfg: TrainConfig, datamodule: TabularDataModule) -> LogisticRegression:
     """The model of `cfg.model`, given what the data says: the number of features, the training rows' scaler, and
     the balanced class weight where `model.pos_weight=balanced`."""
+    if datamodule.streams and cfg.model.gradient == "autograd":
+        raise ConfigError("model.gradient=autograd: not on a streamed table (data.stream); use analytic")
     scaler = datamodule.scaler()
     pos_weight = cfg.model.pos_weight
     return instantiate(
