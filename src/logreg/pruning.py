@@ -31,7 +31,9 @@ def report_epochs(values: list[tuple[int, float]], metric: Any) -> None:
     if not isinstance(metric, str) or not HydraConfig.initialized():
         return
     trial = this_jobs_trial(HydraConfig.get().sweeper)
-    for epoch, value in values if trial is not None else []:
+    if trial is None:  # not a trial of an Optuna sweep
+        return
+    for epoch, value in values:
         trial.report(float(value), epoch)
 
 
