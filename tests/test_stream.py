@@ -243,7 +243,7 @@ def test_what_a_streamed_table_cannot_do_is_refused_before_training_naming_the_k
 
 
 def test_data_stream_accepts_true_false_auto_only(compose):
-    from logreg.schema import check_config
+    from logreg.checking import check_config
 
     with pytest.raises(ConfigError, match=r"^data\.stream=maybe: expected true .*, false .* or auto"):
         check_config(compose("data=csv", "data.path=x.csv", "data.stream=maybe"))
@@ -413,13 +413,13 @@ def test_each_process_reads_only_its_own_blocks_and_together_they_read_every_tra
 
 def test_eval_py_scores_a_streamed_checkpoint_by_streaming_its_rows(run, compose, path, tmp_path, monkeypatch):
     import logreg.table
+    from logreg.checking import check_config
     from logreg.evaluation import evaluate
-    from logreg.schema import check_config
 
     trained = run(*TRAIN, f"data.path={path}", "data.stream=true", run_dir=tmp_path / "run")
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     cfg = compose(f"ckpt_path={checkpoint}", run_dir=tmp_path / "eval", config_name="eval")
-    check_config(cfg)
+    cfg = check_config(cfg)
     monkeypatch.setattr(logreg.table, "read_source", None)  # the in-memory reader: never called
     scored = evaluate(cfg)
 

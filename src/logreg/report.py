@@ -52,7 +52,7 @@ def fit_inference(
         return infer_from_sums(
             table.row_sums(theta, float(model.options.pos_weight)),
             list(datamodule.feature_names),
-            weight_decay=float(model.options.optimizer.get("weight_decay", 0.0)),
+            weight_decay=float(getattr(model.optimizer_options, "weight_decay", 0.0)),
             cov_type=cov_type,
         )
     rows = datamodule.split_rows("train")
