@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import logreg.schema  # noqa: F401 - registers the config schemas, as the entry scripts do
+import logreg.sweep  # noqa: F401 - the short_values resolver conf/train.yaml uses: a run's Hydra callbacks import it
 
 REPO = Path(__file__).resolve().parents[1]
 DIABETES = "data-03-diabetes.csv"
