@@ -51,7 +51,7 @@ LBFGS_OPTIMUM = (
 
 
 def pytest_addoption(parser, pluginmanager):
-    """Without pytest-xdist (`-p no:xdist`, or not installed), pyproject's `-n auto --dist loadgroup` are taken and
+    """Without pytest-xdist (`-p no:xdist`, or not installed), pyproject's `-n auto --dist loadfile` are taken and
     have no effect: the tests run one after another in this process."""
     if pluginmanager.has_plugin("xdist"):
         return
@@ -59,14 +59,6 @@ def pytest_addoption(parser, pluginmanager):
     # _addoption, as pytest-xdist registers -n: addoption reserves lowercase short options to pytest itself
     group._addoption("-n", "--numprocesses", dest="numprocesses", metavar="N", help="ignored without pytest-xdist")
     group.addoption("--dist", dest="dist", metavar="MODE", help="ignored without pytest-xdist")
-
-
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (--dist loadgroup), the tests of one module sharing its trained runs (trained_once) go to
-    one worker, as one group: spread over several, each worker would train them again."""
-    for item in items:
-        if "trained_once" in item.fixturenames:
-            item.add_marker(pytest.mark.xdist_group(f"trained_once:{item.module.__name__}"))
 
 
 def _diabetes_dir() -> Path | None:
@@ -239,9 +231,7 @@ def trained_once(_module_runs, run, tmp_path, tmp_path_factory):
     `train.py *overrides`: trained the first time a test of this module asks for these overrides, copied for every
     test, which may then read and write its copy as its own. The same config trains to the same numbers, so each test
     sees what its own run would have written; a test needing another config or data passes other overrides.
-
-    The tests of a module that ask for it run on one xdist worker (pytest_collection_modifyitems below), which trains
-    each run once."""
+    (pyproject's --dist loadfile runs a module's tests on one xdist worker, so each run trains once.)"""
 
     def _trained(*overrides: str, run_dir: Path = tmp_path / "run") -> Path:
         if overrides not in _module_runs:
