@@ -1,6 +1,7 @@
 """Shared fixtures: the lab's CSV where a copy can be reached, tiny tables made on the spot, and composed configs."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,17 @@ LBFGS_OPTIMUM = (
     "logger=none",
     "~callbacks.plots",
 )
+
+
+def pytest_addoption(parser, pluginmanager):
+    """Without pytest-xdist (`-p no:xdist`, or not installed), pyproject's `-n auto --dist loadfile` are taken and
+    have no effect: the tests run one after another in this process."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    group = parser.getgroup("xdist", "pytest-xdist is not loaded: these options have no effect")
+    # _addoption, as pytest-xdist registers -n: addoption reserves lowercase short options to pytest itself
+    group._addoption("-n", "--numprocesses", dest="numprocesses", metavar="N", help="ignored without pytest-xdist")
+    group.addoption("--dist", dest="dist", metavar="MODE", help="ignored without pytest-xdist")
 
 
 def _diabetes_dir() -> Path | None:
@@ -208,3 +220,33 @@ def run(compose, tmp_path):
         return train(cfg)
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def module_tiny_csv(tmp_path_factory) -> Path:
+    """The tiny CSV's rows (make_table()), in one file for the whole module: what trained_once runs train on."""
+    return write_table(tmp_path_factory.mktemp("tiny") / "tiny.csv", *make_table())
+
+
+@pytest.fixture(scope="module")
+def _module_runs() -> dict[tuple[str, ...], Path]:
+    return {}
+
+
+@pytest.fixture
+def trained_once(_module_runs, run, tmp_path, tmp_path_factory):
+    """trained_once(*overrides, run_dir=tmp_path / "run") -> run_dir, holding a copy of the run folder of
+    `train.py *overrides`: trained the first time a test of this module asks for these overrides, copied for every
+    test, which may then read and write its copy as its own. The same config trains to the same numbers, so each test
+    sees what its own run would have written; a test needing another config or data passes other overrides.
+    (pyproject's --dist loadfile runs a module's tests on one xdist worker, so each run trains once.)"""
+
+    def _trained(*overrides: str, run_dir: Path = tmp_path / "run") -> Path:
+        if overrides not in _module_runs:
+            folder = tmp_path_factory.mktemp("trained") / "run"
+            run(*overrides, run_dir=folder)
+            _module_runs[overrides] = folder
+        shutil.copytree(_module_runs[overrides], run_dir)
+        return run_dir
+
+    return _trained

@@ -16,10 +16,12 @@ from logreg.errors import CheckpointError, ConfigError, DataError, OutputError
 
 
 @pytest.fixture
-def trained(run, tiny_csv, tmp_path):
-    """A one-epoch run's last checkpoint."""
-    run("data=csv", f"data.path={tiny_csv}", "epochs=1", "logger=none", run_dir=tmp_path / "first")
-    return tmp_path / "first" / "checkpoints" / "last.ckpt"
+def trained(trained_once, module_tiny_csv, tmp_path):
+    """A one-epoch run's last checkpoint, in this test's copy of the run folder (the module trains it once)."""
+    run_dir = trained_once(
+        "data=csv", f"data.path={module_tiny_csv}", "epochs=1", "logger=none", run_dir=tmp_path / "first"
+    )
+    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def damaged_files(tmp_path, trained) -> dict:

@@ -69,20 +69,48 @@ def test_the_offered_configs_write_only_inside_their_run_folder(compose, diabete
     assert refusal(compose, run_dir, *options.split()) is None
 
 
+def refused_escapes(compose, tmp_path, other_run, options: str, tried) -> tuple[int, int, set[str]]:
+    """Each path key of the options' config, set to each kind of escape that tried(key's index, kind's index) picks:
+    each is refused in one line naming the key. Returns the number of keys, of values tried, and the kinds (indices)
+    tried."""
+    run_dir = tmp_path / "run"
+    keys = path_keys(compose, options, run_dir)
+    values_tried, kinds_tried = 0, set()
+    for n, key in enumerate(keys):
+        for k, (kind, value) in enumerate(escapes(tmp_path, other_run, key).items()):
+            if not tried(n, k):
+                continue
+            message = refusal(compose, run_dir, *options.split(), f"{key}={value}")
+            assert message is not None and message.startswith(f"{key}={value}: writes to "), (key, kind, message)
+            assert "outside this run's folder" in message
+            values_tried += 1
+            kinds_tried.add(k)
+    assert len(keys) >= 4
+    return len(keys), values_tried, kinds_tried
+
+
+KINDS = 3  # escapes() offers three kinds for every key: a relative path, another run's folder, elsewhere
+
+
 @pytest.mark.parametrize("options", OPTIONS[:5])
 def test_every_path_key_leaving_the_run_folder_is_refused_naming_the_key(
     compose, diabetes_dir, tmp_path, other_run, options
 ):
-    run_dir = tmp_path / "run"
-    keys = path_keys(compose, options, run_dir)
-    refused = []
-    for key in keys:
-        for kind, value in escapes(tmp_path, other_run, key).items():
-            message = refusal(compose, run_dir, *options.split(), f"{key}={value}")
-            assert message is not None and message.startswith(f"{key}={value}: writes to "), (key, kind, message)
-            assert "outside this run's folder" in message
-            refused.append(key)
-    assert len(refused) == len(keys) * 3 and len(keys) >= 4
+    """Every key with one kind of escape, the kinds in turn (the slow test below tries the other two on each key)."""
+    keys, tried, kinds = refused_escapes(compose, tmp_path, other_run, options, lambda n, k: k == n % KINDS)
+
+    assert tried == keys and len(kinds) == KINDS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", OPTIONS[:5])
+def test_every_path_key_leaving_the_run_folder_by_any_kind_of_escape_is_refused(
+    compose, diabetes_dir, tmp_path, other_run, options
+):
+    """With the test above: every key with every kind of escape."""
+    keys, tried, kinds = refused_escapes(compose, tmp_path, other_run, options, lambda n, k: k != n % KINDS)
+
+    assert tried == keys * (KINDS - 1) and len(kinds) == KINDS
 
 
 @pytest.mark.parametrize(

@@ -67,12 +67,10 @@ def test_ddp_prints_no_advice_to_sync_values_the_model_already_reduced(ddp_run, 
     assert "sync_dist" not in console
 
 
-@pytest.fixture(scope="module")
-def single_run(balanced_csv, tmp_path_factory) -> Path:
-    """The run folder of the same config in one process (trainer=cpu)."""
-    run_dir = tmp_path_factory.mktemp("single") / "run"
-    run_train("trainer=cpu", *overrides(balanced_csv), f"hydra.run.dir={run_dir}")
-    return run_dir
+@pytest.fixture
+def single_run(trained_once, balanced_csv, tmp_path) -> Path:
+    """The run folder of the same config in one process (trainer=cpu), trained in this one (once for the module)."""
+    return trained_once("trainer=cpu", *overrides(balanced_csv), run_dir=tmp_path / "one_process")
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +125,10 @@ def test_ddp_on_two_processes_ends_where_one_process_does(ddp_run, single_run):
 
 
 def test_ddp_with_shuffled_minibatches_ends_where_one_process_with_their_combined_batch_does(
-    ddp_minibatch_run, single_run, balanced_csv, tmp_path
+    ddp_minibatch_run, single_run, run, balanced_csv, tmp_path
 ):
     run_dir = tmp_path / "single"
-    run_train("trainer=cpu", *overrides(balanced_csv), "data.batch_size=32", f"hydra.run.dir={run_dir}")
+    run("trainer=cpu", *overrides(balanced_csv), "data.batch_size=32", run_dir=run_dir)  # in this process
 
     two, one = metrics(ddp_minibatch_run), metrics(run_dir)
     for name in ("train/loss", "val/loss", "test/loss"):

@@ -21,10 +21,11 @@ from logreg.model import LogisticRegression
 
 
 @pytest.fixture
-def trained(run, tiny_csv, tmp_path):
-    """A short run on the tiny CSV with standardization (so the scaler must travel): its last checkpoint."""
-    run("data=csv", f"data.path={tiny_csv}", "data.standardize=true", "epochs=5", run_dir=tmp_path / "run")
-    return tmp_path / "run" / "checkpoints" / "last.ckpt"
+def trained(trained_once, module_tiny_csv):
+    """A short run on the tiny CSV with standardization (so the scaler must travel): its last checkpoint, in this
+    test's copy of the run folder (tmp_path/run; the module trains it once)."""
+    run_dir = trained_once("data=csv", f"data.path={module_tiny_csv}", "data.standardize=true", "epochs=5")
+    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def evaluate_checkpoint(compose, ckpt_path, run_dir, *overrides: str) -> dict:

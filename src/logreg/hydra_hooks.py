@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from logreg.errors import exit_on
 from logreg.metric_names import metric_direction, metric_mode
 from logreg.schema import ENTRY_SCHEMAS, SCHEMA_GROUPS
+from logreg.sweep import short_values
 
 
 class CheckConfig(Callback):
@@ -70,6 +71,7 @@ def optuna_seed(seed: int, storage: str | None) -> int:
 OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
 OmegaConf.register_new_resolver("metric_direction", metric_direction, replace=True)
 OmegaConf.register_new_resolver("optuna_seed", optuna_seed, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("short_values", short_values, replace=True)  # conf/train.yaml, hydra.sweep.subdir
 
 _store = ConfigStore.instance()
 for _name, _node in ENTRY_SCHEMAS.items():

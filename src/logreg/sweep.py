@@ -85,9 +85,6 @@ def trial_line(metrics: dict[str, float], optimized_metric: Any) -> str:
     )
 
 
-OmegaConf.register_new_resolver("short_values", short_values, replace=True)  # conf/train.yaml, hydra.sweep.subdir
-
-
 def rank(rows: list[dict], metric: str, direction: str) -> list[dict]:
     """Completed trials best first by `metric` (direction "minimize" or "maximize"), then pruned ones (their value
     where the pruner stopped them), then the others by number."""
