@@ -722,3 +722,9 @@ def test_a_folds_metrics_are_named_for_the_rows_they_score(cv_run):
     for k in range(FOLDS):
         metrics = read_json(cv_run / f"fold_{k}" / "metrics.json")
         assert "val/loss" in metrics and not any(name.startswith("test/") for name in metrics), sorted(metrics)
+
+
+def test_a_folds_checkpoint_names_its_validation_rows_as_the_rows_eval_scores(cv_run):
+    saved = torch.load(cv_run / "fold_0" / "checkpoints" / "last.ckpt", weights_only=True)
+
+    assert saved["datamodule_hyper_parameters"]["test_on"] == "val"  # eval.py's default split: the fold's own rows

@@ -124,7 +124,8 @@ def cross_validate(cfg: TrainConfig, run_dir: Path, show: bool = True) -> dict[s
     per_fold = []
     for k in range(folds):
         folder = run_dir / f"fold_{k}"
-        per_fold.append(fit_and_test(cfg, run_dir, folder, show=False, folds=folds, fold=k))
+        # test_on=val: the rows a fold is scored on, which eval.py scores again by default from its checkpoint
+        per_fold.append(fit_and_test(cfg, run_dir, folder, show=False, folds=folds, fold=k, test_on="val"))
         if announce:
             print(f"fold {k} of {folds}: {metric_line(per_fold[-1], ['val/loss', 'val/acc', 'val/auroc'])}  ({folder})")
     metrics: dict[str, float] = {}
