@@ -35,10 +35,7 @@ from logreg.pruning import REPORT_TO_TRIAL, prunes, report_epochs
 from logreg.quiet import quiet_third_parties
 from logreg.report import record_run, report
 from logreg.schema import (
-    CheckpointConfig,
     EarlyStoppingConfig,
-    LastCheckpointConfig,
-    PlotsConfig,
     TrainConfig,
     TrainerConfig,
     counts_batches,
@@ -67,15 +64,26 @@ TRAINER_KEYS_ALLOWED = {
     "inference_mode",
     "benchmark",
 }
+EARLY_STOPPING = "lightning.pytorch.callbacks.EarlyStopping"
 CALLBACKS_ALLOWED = {
     "lightning.pytorch.callbacks.ModelCheckpoint",
     "logreg.callbacks.LastCheckpoint",
     "logreg.callbacks.ResumeHint",
     "logreg.plots.EvaluationPlots",
-    "lightning.pytorch.callbacks.EarlyStopping",  # on a validation metric: each trial stops on its own
+    EARLY_STOPPING,  # on a validation metric: each trial stops on its own
     REPORT_TO_TRIAL,  # with no pruner: the trial's values are reported once it has trained (`report_epochs`)
 }
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
+
+
+def early_stop(callback: Any) -> EarlyStop:
+    """Early stopping as a group applies it to each trial, from the callback's config (typed or a plain mapping; the
+    schema's defaults, Lightning's, where it leaves a key out)."""
+    defaults = EarlyStoppingConfig(monitor=value_of(callback, "monitor"))
+    values = {name: value_of(callback, name) for name in ("mode", "patience", "min_delta")}
+    return EarlyStop(
+        defaults.monitor, **{name: getattr(defaults, name) if v is None else v for name, v in values.items()}
+    )
 
 
 def trial_settings(cfg: TrainConfig) -> TrialSettings:
@@ -136,8 +144,9 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
             return None, f"callbacks.{name}"
         if target == REPORT_TO_TRIAL and prunes():  # a trial of a group cannot stop while the others go on
             return None, "a pruner"
-        if isinstance(callback, EarlyStoppingConfig) and not callback.monitor.startswith("val/"):
-            return None, f"callbacks.{name}.monitor={callback.monitor}"  # Lightning checks those every epoch
+        watched = str(value_of(callback, "monitor"))
+        if target == EARLY_STOPPING and not watched.startswith("val/"):  # Lightning checks those every epoch
+            return None, f"callbacks.{name}.monitor={watched}"
         if target.endswith("ModelCheckpoint") and (
             value_of(callback, "save_top_k") != 1
             or value_of(callback, "every_n_epochs") not in (None, 1)
@@ -195,12 +204,7 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
         monitor=first.monitor,
         monitor_mode=metric_mode(first.monitor),
         early_stop=next(
-            (
-                EarlyStop(c.monitor, c.mode, c.patience, c.min_delta)
-                for c in first.callbacks.values()
-                if isinstance(c, EarlyStoppingConfig)
-            ),
-            None,
+            (early_stop(c) for c in first.callbacks.values() if value_of(c, "_target_") == EARLY_STOPPING), None
         ),
     )
     trainer_cfg = first.trainer
@@ -309,13 +313,16 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
             report_epochs([(epoch, values[metric]) for _, epoch, values in history.logs if metric in values], metric)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     for callback in cfg.callbacks.values():
-        if isinstance(callback, LastCheckpointConfig):
-            path = Path(callback.dirpath) / f"{callback.filename}.ckpt"
+        # by target, as group_key allows them: a schema-typed callback or a plain mapping with that _target_
+        target = value_of(callback, "_target_")
+        if target == "logreg.callbacks.LastCheckpoint":
+            path = Path(value_of(callback, "dirpath")) / f"{value_of(callback, 'filename')}.ckpt"
             checkpoint_io.save_checkpoint(trial_checkpoint(trial, history.last_epoch, history.updates), path)
-        elif isinstance(callback, CheckpointConfig) and history.best is not None:
+        elif target == "lightning.pytorch.callbacks.ModelCheckpoint" and history.best is not None:
             score, epoch, step, theta, threshold = history.best
             saver = instantiate(callback)
-            name = saver.format_checkpoint_name({callback.monitor: torch.tensor(score), "epoch": epoch, "step": step})
+            scores = {value_of(callback, "monitor"): torch.tensor(score), "epoch": epoch, "step": step}
+            name = saver.format_checkpoint_name(scores)
             checkpoint_io.save_checkpoint(trial_checkpoint(trial, epoch, step, (theta, threshold)), name)
     metrics = trial.metrics
     record_run(loggers, hyperparameters(cfg, trial.model, trial.datamodule), metrics)
@@ -327,7 +334,7 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
     """The trial's TensorBoard images, as `logreg.plots.EvaluationPlots` draws them (where it is configured)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    if not any(isinstance(c, PlotsConfig) for c in cfg.callbacks.values()):
+    if not any(value_of(c, "_target_") == "logreg.plots.EvaluationPlots" for c in cfg.callbacks.values()):
         return
     writer = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
     from logreg.plots import EvaluationPlots
