@@ -394,3 +394,13 @@ def test_a_pruner_keeps_optuna_trials_apart_so_each_can_stop(tmp_path, tiny_csv)
     )
 
     assert "Sweep: 0 of 2 trials trained together, in 0 groups; alone: 2 (a pruner)" in result.stdout
+
+
+def test_trials_with_several_objectives_train_together_and_each_tells_the_study_its_values(tmp_path, tiny_csv):
+    batch = ["hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "data.batch_size=32"]  # one batch size: one group
+    result, rows = sweep(tmp_path, tiny_csv, "hparams_search=optuna", *batch, "optimized_metric=[val/loss,val/acc]")
+
+    assert "Sweep: 2 of 2 trials trained together, in 1 group" in result.stdout
+    assert [row["status"] for row in rows] == ["ok", "ok"] and all(row["pareto"] in ("yes", "") for row in rows)
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["solutions"] and all(len(trial["values"]) == 2 for trial in results["solutions"])  # the front

@@ -310,7 +310,10 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
     for callback in cfg.callbacks.values():
         if value_of(callback, "_target_") == REPORT_TO_TRIAL:  # what ReportToTrial reports at each validation epoch
             metric = value_of(callback, "metric")
-            report_epochs([(epoch, values[metric]) for _, epoch, values in history.logs if metric in values], metric)
+            if isinstance(metric, str):  # several objectives: ReportToTrial reports nothing (no pruning by them)
+                report_epochs(
+                    [(epoch, values[metric]) for _, epoch, values in history.logs if metric in values], metric
+                )
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     for callback in cfg.callbacks.values():
         # by target, as group_key allows them: a schema-typed callback or a plain mapping with that _target_
