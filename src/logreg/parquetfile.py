@@ -73,7 +73,8 @@ class ParquetTable(NumericTable):
         return int(np.searchsorted(self.starts, row, side="right") - 1)
 
 
-def _kind(dtype: pa.DataType) -> str | None:
+def column_kind(dtype: pa.DataType) -> str | None:
+    """ "number" or "text" for a Parquet column's type (a dictionary column: its values'), None for any other."""
     if pa.types.is_dictionary(dtype):
         dtype = dtype.value_type
     if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype):
@@ -119,7 +120,7 @@ def read_parquet(
                 "must have the same columns"
             )
         for name in names:
-            kind = _kind(table.schema.field(name).type)
+            kind = column_kind(table.schema.field(name).type)
             if kind is None:
                 raise DataError(
                     f"{file}: column {name!r} has type {table.schema.field(name).type}; expected numbers or text"

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from logreg.errors import ConfigError, DataError
-from logreg.parquetfile import is_parquet, parquet_files
+from logreg.parquetfile import column_kind, is_parquet, parquet_files
 
 BLOCK_ROWS = 1 << 16  # rows per row group of a CSV's streaming copy: a few MB per block at tens of columns
 # data.stream=auto streams a table whose values take more than this share of the memory this process may use (the
@@ -48,18 +48,6 @@ class Block:
     n_rows: int
 
 
-def _kind(dtype: pa.DataType) -> str | None:
-    if pa.types.is_dictionary(dtype):
-        dtype = dtype.value_type
-    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype):
-        return "number"
-    if pa.types.is_decimal(dtype):
-        return "number"
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return "text"
-    return None
-
-
 class BlockSource:
     """The row groups of Parquet data (a file, a folder of files, a glob), read from their metadata alone."""
 
@@ -76,7 +64,7 @@ class BlockSource:
             schema = reader.schema_arrow
             if not self.names:
                 self.names = list(schema.names)
-                self.kinds = [_kind(schema.field(name).type) for name in self.names]
+                self.kinds = [column_kind(schema.field(name).type) for name in self.names]
             elif sorted(schema.names) != sorted(self.names):
                 extra = sorted(set(schema.names) ^ set(self.names))
                 raise DataError(
