@@ -227,9 +227,52 @@ def infer(
         padded[np.ix_(kept, kept)] = covariance
         std_errors[identified] = np.sqrt(np.diag(padded)[identified])
     effects, effect_errors = _marginal_effects(design, logits, theta, padded, identified, covariance is not None)
+    return _assembled(
+        all_names,
+        theta,
+        std_errors,
+        effects,
+        effect_errors,
+        level=level,
+        n=n,
+        log_likelihood=log_likelihood,
+        null_log_likelihood=null_log_likelihood,
+        lr_statistic=lr_statistic,
+        lr_df=lr_df,
+        rank=rank,
+        gradient_norm=gradient_norm,
+        reason=reason,
+        covariance=padded if covariance is not None else None,
+        unidentified=[all_names[j] for j in involved],
+        note=_dependency_note(combinations, all_names, rank),
+    )
+
+
+def _assembled(
+    names: list[str],
+    theta: np.ndarray,
+    std_errors: np.ndarray,
+    effects: np.ndarray,
+    effect_errors: np.ndarray,
+    *,
+    level: float,
+    n: int,
+    log_likelihood: float,
+    null_log_likelihood: float,
+    lr_statistic: float,
+    lr_df: int,
+    rank: int,
+    gradient_norm: float,
+    reason: str,
+    covariance: np.ndarray | None,
+    unidentified: list[str] | None = None,
+    note: str = "",
+) -> Inference:
+    """The Inference of a fit (`infer`'s, or `infer_from_sums`'): each coefficient's test and interval at `level`, and
+    the fit's likelihood-ratio test, information criteria and pseudo-R2 (none of those where the fit is worse than the
+    intercept-only model)."""
     quantile = normal_quantile(level)
     worse_than_null = log_likelihood < null_log_likelihood
-
     return Inference(
         coefficients=[
             replace(
@@ -237,7 +280,7 @@ def infer(
                 marginal_effect=float(effect),
                 marginal_effect_std_error=float(effect_error),
             )
-            for name, estimate, se, effect, effect_error in zip(all_names, theta, std_errors, effects, effect_errors)
+            for name, estimate, se, effect, effect_error in zip(names, theta, std_errors, effects, effect_errors)
         ],
         n_rows=n,
         log_likelihood=log_likelihood,
@@ -251,9 +294,9 @@ def infer(
         gradient_norm=gradient_norm,
         valid=not reason,
         reason=reason,
-        unidentified=[all_names[j] for j in involved],
-        note=_dependency_note(combinations, all_names, rank),
-        covariance=padded if covariance is not None else None,
+        unidentified=unidentified or [],
+        note=note,
+        covariance=covariance,
     )
 
 
@@ -424,28 +467,20 @@ def infer_from_sums(
             gradient = theta[j] * sums.slope / n
             gradient[j] += mean_variance
             errors[j] = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
-    quantile = normal_quantile(level)
-    worse_than_null = log_likelihood < null_log_likelihood
-    return Inference(
-        coefficients=[
-            replace(
-                _coefficient(name, float(estimate), float(se), quantile),
-                marginal_effect=float(effect),
-                marginal_effect_std_error=float(effect_error),
-            )
-            for name, estimate, se, effect, effect_error in zip(all_names, theta, std_errors, effects, errors)
-        ],
-        n_rows=n,
+    return _assembled(
+        all_names,
+        theta,
+        std_errors,
+        effects,
+        errors,
+        level=level,
+        n=n,
         log_likelihood=log_likelihood,
         null_log_likelihood=null_log_likelihood,
-        lr_statistic=math.nan if worse_than_null else lr_statistic,
+        lr_statistic=lr_statistic,
         lr_df=lr_df,
-        lr_p_value=math.nan if worse_than_null else _chi2_survival(lr_statistic, lr_df),
-        aic=-2 * log_likelihood + 2 * rank,
-        bic=-2 * log_likelihood + rank * math.log(n),
-        pseudo_r2=math.nan if worse_than_null else 1 - log_likelihood / null_log_likelihood,
+        rank=rank,
         gradient_norm=gradient_norm,
-        valid=not reason,
         reason=reason,
         covariance=covariance,
     )
