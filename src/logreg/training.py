@@ -282,7 +282,7 @@ def _cause(error: BaseException) -> str:
 def moved(node: Any, run_dir: Path, folder: Path) -> DictConfig:
     """`node` (a typed config with a `_target_`, or a mapping) as what `instantiate` takes, with every path inside the
     run folder moved into `folder` (a fold's own folder)."""
-    resolved = as_dict(OmegaConf.structured(node), resolve=True)
+    resolved = plain(node)
 
     def move(value: Any) -> Any:
         if isinstance(value, str) and (value == str(run_dir) or value.startswith(f"{run_dir}/")):
