@@ -44,29 +44,29 @@ def fit_inference(
 ) -> Inference:
     """Standard errors and tests of the model's coefficients on the rows it was trained on (float64); `cov_type`
     and `cluster` (the column of the rows' cluster ids) as `inference.cov_type` and `inference.cluster` say."""
+    with torch.no_grad():
+        weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
+    weights = weight.detach().double().cpu().numpy().ravel()  # (F,)
+    weight_decay = float(getattr(model.optimizer_options, "weight_decay", 0.0))
+    pos_weight = float(model.options.pos_weight)
     table = datamodule.streamed_table
     if table is not None:  # a pass over the streamed training rows gives infer's sums
-        with torch.no_grad():
-            streamed_weight, streamed_bias = model.folded_weights()
-        theta = np.append(streamed_weight.detach().double().cpu().numpy().ravel(), float(streamed_bias))
         return infer_from_sums(
-            table.row_sums(theta, float(model.options.pos_weight)),
+            table.row_sums(np.append(weights, float(bias)), pos_weight),
             list(datamodule.feature_names),
-            weight_decay=float(getattr(model.optimizer_options, "weight_decay", 0.0)),
+            weight_decay=weight_decay,
             cov_type=cov_type,
         )
     rows = datamodule.split_rows("train")
     clusters = datamodule.column(cluster, "inference.cluster")[rows] if cluster else None
-    with torch.no_grad():
-        weight, bias = model.folded_weights()  # (1, F), (1,): per unit of each feature as given
     return infer(
         datamodule.table.features[rows],
         datamodule.table.labels[rows],
-        weight.detach().double().cpu().numpy().ravel(),
+        weights,
         float(bias),
         list(datamodule.feature_names),
-        weight_decay=float(getattr(model.optimizer_options, "weight_decay", 0.0)),
-        pos_weight=float(model.options.pos_weight),
+        weight_decay=weight_decay,
+        pos_weight=pos_weight,
         cov_type=cov_type,
         clusters=clusters,
     )
