@@ -2,10 +2,10 @@
 run folder (another run's folder included) is refused in one line naming its key, before anything is written."""
 
 import json
-import subprocess
 import sys
 
 import pytest
+import warm
 
 from conftest import REPO
 from logreg.checking import as_dict, check_config
@@ -133,7 +133,7 @@ def test_a_path_key_inside_the_run_folder_is_accepted(compose, diabetes_dir, tmp
 
 def test_a_logger_aimed_at_another_run_leaves_that_run_untouched(diabetes_dir, tmp_path, other_run):
     before = {path: path.read_bytes() for path in other_run.rglob("*") if path.is_file()}
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "train.py"), "logger=csv", f"logger.save_dir={other_run}", "epochs=1"],
         capture_output=True,
         text=True,
@@ -147,7 +147,7 @@ def test_a_logger_aimed_at_another_run_leaves_that_run_untouched(diabetes_dir, t
 
 
 def test_a_run_folder_inside_another_runs_folder_is_refused(tiny_csv, tmp_path, other_run):
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "train.py"), "data=csv", f"data.path={tiny_csv}", f"hydra.run.dir={other_run}/sub"],
         capture_output=True,
         text=True,

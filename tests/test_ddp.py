@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import REPO
 from logreg.data import CSVDataModule
@@ -40,7 +41,7 @@ def balanced_csv(tmp_path_factory) -> Path:
 
 
 def run_train(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

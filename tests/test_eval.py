@@ -3,12 +3,12 @@ confusion matrix and the coefficients (explained as odds ratios) in its run fold
 
 import csv
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+import warm
 from sklearn import metrics as sk
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -171,7 +171,7 @@ def test_eval_of_a_split_without_rows_names_the_splits_that_have_them(run, compo
 
 @pytest.mark.slow
 def test_eval_py_scores_a_checkpoint_given_only_its_path(trained, tmp_path):
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "eval.py"), f"ckpt_path={trained}", f"hydra.run.dir={tmp_path / 'eval'}"],
         cwd=tmp_path,
         capture_output=True,

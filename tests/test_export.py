@@ -1,11 +1,11 @@
 """export.py: ONNX and TorchScript files that map raw feature rows to the probabilities the LightningModule gives."""
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import REPO
 from logreg.checking import check_config
@@ -123,7 +123,7 @@ def test_onnx_without_the_export_extra_names_what_to_install(trained, export_che
 
 @pytest.mark.slow
 def test_export_py_writes_the_model_beside_its_checkpoint(trained, tmp_path):
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "export.py"), f"ckpt_path={trained}", "format=onnx"],
         cwd=tmp_path,
         capture_output=True,

@@ -11,6 +11,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import DEFAULT_SIGNALS, REPO, started_after
 from logreg.data import CSVDataModule
@@ -173,7 +174,7 @@ def test_a_full_disk_ends_in_one_line_naming_the_file_and_keeps_the_earlier_chec
 def test_a_run_folder_that_cannot_be_created_ends_in_one_line(tiny_csv, tmp_path):
     (tmp_path / "file").write_text("not a folder")
 
-    result = subprocess.run(
+    result = warm.run(
         [
             sys.executable,
             str(REPO / "train.py"),
@@ -197,7 +198,7 @@ def test_an_output_that_cannot_be_written_ends_in_one_line(trained_ckpt, tmp_pat
     np.savetxt(rows, np.zeros((3, 3)), delimiter=",")
     (tmp_path / "file").write_text("not a folder")
 
-    result = subprocess.run(
+    result = warm.run(
         [
             sys.executable,
             str(REPO / "predict.py"),
@@ -345,7 +346,7 @@ def failures_before_training(tmp_path, tiny_csv) -> dict[str, list[str]]:
 def test_a_run_that_fails_before_training_keeps_its_folder_marked_failed_with_the_error(tiny_csv, tmp_path, failure):
     run_dir = tmp_path / "run"
     overrides = failures_before_training(tmp_path, tiny_csv)[failure]
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         capture_output=True,

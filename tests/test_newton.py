@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import OPTIMUM, REPO, write_table
 from logreg.errors import ConfigError
@@ -127,7 +127,7 @@ def test_newton_under_ddp_reaches_the_single_process_optimum(tmp_path):
     path = write_table(tmp_path / "table.csv", features, labels)
     features = np.loadtxt(path, delimiter=",")[:, :-1]
     run_dir = tmp_path / "run"
-    result = subprocess.run(
+    result = warm.run(
         [
             sys.executable,
             str(REPO / "train.py"),

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+import warm
 
 from conftest import REPO, make_table
 from logreg.errors import OutputError, as_user_error
@@ -75,7 +76,7 @@ def test_of_many_processes_claiming_one_folder_at_once_exactly_one_wins(tmp_path
 
 
 def train_into(run_dir, tiny_csv, cwd, *extra, script="train.py"):
-    return subprocess.run(
+    return warm.run(
         [
             sys.executable,
             str(REPO / script),
@@ -104,7 +105,7 @@ def test_a_run_never_writes_into_another_runs_folder_not_even_hydra_files(tiny_c
     before = snapshot(tmp_path / "run")
 
     again = train_into(tmp_path / "run", tiny_csv, tmp_path, "lr=0.5")
-    evaluation = subprocess.run(
+    evaluation = warm.run(
         [
             sys.executable,
             str(REPO / "eval.py"),
@@ -208,7 +209,7 @@ def test_predict_never_writes_over_its_input_or_its_checkpoint(run, tiny_csv, tm
     inputs = {path: path.read_bytes() for path in (rows, ckpt)}
 
     for output in (rows, ckpt):
-        result = subprocess.run(
+        result = warm.run(
             [
                 sys.executable,
                 str(REPO / "predict.py"),

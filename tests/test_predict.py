@@ -4,12 +4,12 @@ import bz2
 import csv
 import gzip
 import lzma
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import REPO, make_table
 from logreg.checking import check_config
@@ -141,7 +141,7 @@ def test_predict_compresses_an_output_named_for_it(trained, compose, tmp_path, s
 def test_predict_py_writes_one_prediction_per_input_row(trained, tmp_path):
     np.savetxt(tmp_path / "new.csv", make_table(n_rows=12, seed=7)[0], delimiter=",")
 
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "predict.py"), f"ckpt_path={trained}", "input=new.csv", "output=pred.csv"],
         cwd=tmp_path,
         capture_output=True,

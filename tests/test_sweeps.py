@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import warm
 import yaml
 
 from conftest import REPO
@@ -43,7 +44,7 @@ def sweep(tmp_path, tiny_csv, *overrides, expect_ok=True, name="sweep", columns=
     """Run `python train.py -m ...` on the tiny CSV into tmp_path/name; return (process result, summary rows)."""
     sweep_dir = tmp_path / name
     env = {**os.environ, **({"COLUMNS": str(columns)} if columns else {})}
-    result = subprocess.run(
+    result = warm.run(
         sweep_command(tiny_csv, sweep_dir, *overrides),
         cwd=tmp_path,
         capture_output=True,
@@ -304,7 +305,7 @@ def test_submitit_local_launcher_runs_each_trial_as_a_job(tmp_path, tiny_csv):
 
 
 def test_slurm_launcher_config_composes(tmp_path):
-    result = subprocess.run(
+    result = warm.run(
         [
             sys.executable,
             str(REPO / "train.py"),

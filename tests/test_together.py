@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import warm
 
 from conftest import REPO, event_entries, scalars
 from logreg.checking import check_config
@@ -208,7 +209,6 @@ def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose,
 @pytest.fixture(scope="module")
 def together_sweep(tmp_path_factory):
     """`python train.py -m` on the tiny CSV: 4 trials train together (lr x optimizer), 2 cannot (L-BFGS)."""
-    import subprocess
     import sys
 
     from conftest import make_table, write_table
@@ -216,7 +216,7 @@ def together_sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("together")
     tiny = write_table(folder / "tiny.csv", *make_table())
     command = [sys.executable, str(REPO / "train.py"), "-m", "data=csv", f"data.path={tiny}", "epochs=3"]
-    result = subprocess.run(
+    result = warm.run(
         [*command, "lr=0.1,1", "optimizer=sgd,adam,lbfgs", f"hydra.sweep.dir={folder / 'sweep'}"],
         cwd=folder,
         capture_output=True,
@@ -260,7 +260,6 @@ def test_every_trial_is_a_whole_run_in_its_own_folder(together_sweep):
 
 @pytest.mark.slow
 def test_a_trial_trained_together_is_evaluated_predicted_exported_and_refuses_to_resume_in_one_line(together_sweep):
-    import subprocess
     import sys
 
     folder, _ = together_sweep
@@ -269,7 +268,7 @@ def test_a_trial_trained_together_is_evaluated_predicted_exported_and_refuses_to
     (folder / "new.csv").write_text("0.1,0.2,0.3\n-0.5,0.5,0.0\n")
 
     def script(name, *arguments):
-        return subprocess.run(
+        return warm.run(
             [sys.executable, str(REPO / name), f"ckpt_path='{checkpoint}'", *arguments],  # quoted: the path has '='
             cwd=folder,
             capture_output=True,
@@ -291,10 +290,9 @@ def test_a_trial_trained_together_is_evaluated_predicted_exported_and_refuses_to
 
 @pytest.mark.slow
 def test_the_basic_launcher_is_one_override_away_and_trains_each_trial_alone(tmp_path, tiny_csv):
-    import subprocess
     import sys
 
-    result = subprocess.run(
+    result = warm.run(
         [
             sys.executable,
             str(REPO / "train.py"),

@@ -1,11 +1,11 @@
 """train.py end to end: lab 5's numbers, the known optimum, the run folder and what TensorBoard reads from it."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+import warm
 
 from conftest import REPO, hparams, scalars
 from logreg.metric_names import STAGE_METRICS
@@ -83,7 +83,7 @@ def test_the_default_run_learns_and_is_the_same_for_the_same_seed(run, diabetes_
 
 @pytest.mark.slow
 def test_train_py_runs_as_a_command_and_prints_its_run_folder(diabetes_dir, tmp_path):
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, str(REPO / "train.py"), "lr=1", "epochs=3", f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=tmp_path,
         capture_output=True,
@@ -102,7 +102,7 @@ def test_train_py_runs_as_a_command_and_prints_its_run_folder(diabetes_dir, tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("flag", ["--help", "--cfg=job"])
 def test_train_py_shows_its_config(flag):
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), flag], capture_output=True, text=True, timeout=60)
+    result = warm.run([sys.executable, str(REPO / "train.py"), flag], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "lr: 1.0" in result.stdout and "epochs: 100" in result.stdout
 
