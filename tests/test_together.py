@@ -197,6 +197,19 @@ def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tm
     assert base[0] is not None and group_key(check_config(compose(*overrides)), tmp_path) == base
 
 
+# Trial folders are named for their overrides (hydra.sweep.subdir): characters JSON escapes among them
+@pytest.mark.parametrize("name", ["check_val=$\\{epochs\\}", 'quote"d', "caf\u00e9", "tab\there", "plain"])
+def test_trials_in_folders_named_with_any_characters_share_a_group(compose, tmp_path, name):
+    from logreg.together_runs import group_key
+
+    folders = [tmp_path / f"0_{name},lr=0.1", tmp_path / f"1_{name},lr=0.2"]
+    keys = [
+        group_key(check_config(compose(f"lr={lr}", run_dir=folder)), folder)
+        for lr, folder in zip((0.1, 0.2), folders, strict=True)
+    ]
+    assert keys[0][0] is not None and keys[0] == keys[1]
+
+
 @pytest.mark.parametrize(
     "overrides", [["seed=2"], ["data.batch_size=32"], ["trainer.precision=64-true"], ["threads=2"]]
 )

@@ -163,7 +163,8 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         "threads": cfg.threads,
         "monitor": cfg.monitor,
     }
-    return json.dumps(shared, sort_keys=True, default=str).replace(str(run_dir), "<run folder>"), ""
+    run_folder = json.dumps(str(run_dir))[1:-1]  # as JSON writes it (a backslash, a quote, non-ASCII: escaped)
+    return json.dumps(shared, sort_keys=True, default=str).replace(run_folder, "<run folder>"), ""
 
 
 # ----------------------------------------------------------------------------------------------------- training
