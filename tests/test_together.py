@@ -496,3 +496,25 @@ def test_a_trials_schedule_sets_the_lr_its_torch_scheduler_gives_at_each_epoch()
                 scheduler.step()
             assert schedule.lr == optimizer.param_groups[0]["lr"], (config, epoch)
         assert schedule.lr != 0.7, config  # it did change the lr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["optimizer=adam", "model.optimizer.betas=[0.8,0.9]", "scheduler=plateau"],
+        ["optimizer=lbfgs", "trainer.precision=64-true", "callbacks=early_stopping", "logger=csv"],
+        ["data=csv", "data.path=x.csv", "data.features=[a,2]", "data.categorical=[c]", "scheduler=cosine"],
+        ["trainer=ddp_cpu", "model.pos_weight=balanced", "model.tune_threshold=f1", "callbacks=none"],
+    ],
+)
+def test_plain_values_of_a_typed_config_are_what_omegaconf_gives(compose, overrides):
+    from omegaconf import OmegaConf
+
+    from logreg.checking import as_dict
+    from logreg.training import plain
+
+    cfg = check_config(compose(*overrides))
+    nodes = [cfg.data, cfg.trainer, cfg.model, cfg.model.optimizer, cfg.cv, cfg.logger, *cfg.callbacks.values()]
+    for node in [n for n in nodes if n is not None]:
+        assert plain(node) == as_dict(OmegaConf.structured(node), resolve=True), node
