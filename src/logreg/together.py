@@ -7,7 +7,8 @@ Every trial sees the same rows in the same order (the group shares one DataModul
 `(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its gradient `R.T @ X`. A trial stops at its own epoch
 count (`epochs`), or where early stopping on a validation metric stops it (`EarlyStop`, Lightning's rule): its
 weights, optimizer state and threshold stop changing, and its results are its last epoch's. A trial whose weights or
-loss stop being finite stops there too, and is reported as diverged.
+loss stop being finite stops there too, and is reported as diverged. A trial with a learning-rate scheduler holds its
+own torch scheduler (`logreg.together_schedules`), stepped once per epoch as its run alone steps it; its lr follows.
 """
 
 from __future__ import annotations
