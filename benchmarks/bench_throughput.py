@@ -16,7 +16,9 @@ For each synthetic float32 table (1,000,000 x 8 and 100,000 x 100) it measures, 
 - a full-batch epoch on the first table: the project's and the plain loop's, each against the bound: the bytes of
   the features read once at the measured copy bandwidth.
 
-Times are medians; ratios compare numbers measured in this run only (the machine's load varies between runs).
+Each measurement is taken in `--rounds` interleaved rounds (plain, project, plain, project, ...), each round giving
+its own ratio; the script prints the median of those ratios and each round's, by CPU time (`time.process_time`, what
+a loaded machine changes least) and by wall time. Ratios compare numbers measured in this run only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,16 +73,28 @@ def synthetic_table(n_rows: int, n_features: int, seed: int = 0) -> tuple[np.nda
     return features, labels
 
 
-def plain_epoch_seconds(features: torch.Tensor, labels: torch.Tensor, batch_size: int | None, epochs: int) -> float:
-    """Median seconds per epoch of a textbook loop over the same tensors: nn.Linear, BCE on logits, autograd, SGD,
-    reshuffled each epoch like the project's sampler (full batch when batch_size is None)."""
+class Clock:
+    """Wall and CPU seconds since it was made (CPU: this process's, every thread)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def seconds(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def plain_epoch_seconds(
+    features: torch.Tensor, labels: torch.Tensor, batch_size: int | None, epochs: int
+) -> tuple[float, float]:
+    """Median (wall, CPU) seconds per epoch of a textbook loop over the same tensors: nn.Linear, BCE on logits,
+    autograd, SGD, reshuffled each epoch like the project's sampler (full batch when batch_size is None)."""
     device, (n_rows, n_features) = features.device, features.shape
     model = torch.nn.Linear(n_features, 1).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     times = []
     for epoch in range(epochs):
         sync(device)
-        start = time.perf_counter()
+        clock = Clock()
         if batch_size is None:
             batches = [(features, labels)]
         else:
@@ -94,14 +109,15 @@ def plain_epoch_seconds(features: torch.Tensor, labels: torch.Tensor, batch_size
             loss.backward()
             optimizer.step()
         sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:] if len(times) > 2 else times)
+        times.append(clock.seconds())
+    kept = times[1:] if len(times) > 2 else times
+    return statistics.median(t[0] for t in kept), statistics.median(t[1] for t in kept)
 
 
 def project_fit_seconds(
     features: np.ndarray, labels: np.ndarray, batch_size: int | None, epochs: int, device_kind: str, root: Path
-) -> float:
-    """Seconds of `trainer.fit` for `epochs` epochs with train.py's default configuration on this table."""
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of `trainer.fit` for `epochs` epochs with train.py's default configuration on this table."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -141,9 +157,9 @@ def project_fit_seconds(
     model = build_model(cfg, datamodule)
     trainer = build_trainer(cfg, root, root, AtomicCheckpointIO(), has_validation=False)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
-        start = time.perf_counter()
+        clock = Clock()
         trainer.fit(model, datamodule=datamodule)  # the progress bar runs, unseen
-        seconds = time.perf_counter() - start
+        seconds = clock.seconds()
     return seconds
 
 
@@ -152,10 +168,11 @@ def project_epoch_seconds(
     labels: np.ndarray,
     batch_size: int | None,
     device_kind: str,
-    repeats: int = 3,
+    repeats: int = 1,
     epochs: int = 3,
-) -> float:
-    """Seconds per project epoch, everything per epoch included: (fit of `epochs` - fit of 1) / (epochs - 1), median.
+) -> tuple[float, float]:
+    """(wall, CPU) seconds per project epoch, everything per epoch included: (fit of `epochs` - fit of 1) /
+    (epochs - 1), median of `repeats`.
 
     The fit of one epoch carries the set-up (folders, loggers, the first checkpoint), so the difference is what
     each further epoch costs.
@@ -165,8 +182,28 @@ def project_epoch_seconds(
         with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
             single = project_fit_seconds(features, labels, batch_size, 1, device_kind, Path(one))
             several = project_fit_seconds(features, labels, batch_size, epochs, device_kind, Path(many))
-        times.append((several - single) / (epochs - 1))
-    return statistics.median(times)
+        times.append(tuple((many - one) / (epochs - 1) for many, one in zip(several, single, strict=True)))
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
+def interleaved(
+    rounds: int, plain: Callable[[], tuple[float, float]], project: Callable[[], tuple[float, float]]
+) -> dict:
+    """`rounds` rounds of plain then project: each side's median (wall, CPU) seconds, and the ratios plain / project
+    of each round (CPU, wall)."""
+    pairs = [(plain(), project()) for _ in range(rounds)]
+    return {
+        "plain": tuple(statistics.median(p[i] for p, _ in pairs) for i in (0, 1)),
+        "project": tuple(statistics.median(q[i] for _, q in pairs) for i in (0, 1)),
+        "cpu": [p[1] / q[1] for p, q in pairs],
+        "wall": [p[0] / q[0] for p, q in pairs],
+    }
+
+
+def ratios(result: dict) -> str:
+    cpu, wall = result["cpu"], result["wall"]
+    rounds = ", ".join(f"{r:.2f}" for r in cpu)
+    return f"{statistics.median(cpu):4.2f}x CPU (rounds {rounds}), {statistics.median(wall):4.2f}x wall"
 
 
 def main() -> None:
@@ -175,6 +212,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1/10 of the rows: a smoke run")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for both sides (default: torch's)")
     parser.add_argument("--batch-sizes", default="64,1024", help="mini-batch sizes, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of plain and project")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.threads:
@@ -190,26 +228,38 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
     print(f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s (best of 20 copies of 256 MiB)\n")
-    print("mini-batches (rows per second; ratio = project / plain, above 1: the project is faster)")
+    print(
+        f"mini-batches (rows per second by CPU time; ratio = plain / project time, above 1: the project is faster; "
+        f"medians of {args.rounds} interleaved rounds)"
+    )
     for n_rows, n_features in ((1_000_000 // shrink, 8), (100_000 // shrink, 100)):
         x_np, y_np = synthetic_table(n_rows, n_features)
         features, labels = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
         for batch_size in batch_sizes:
-            plain = plain_epoch_seconds(features, labels, batch_size, epochs=3)
-            project = project_epoch_seconds(x_np, y_np, batch_size, device.type)
+            result = interleaved(
+                args.rounds,
+                lambda: plain_epoch_seconds(features, labels, batch_size, epochs=3),
+                lambda: project_epoch_seconds(x_np, y_np, batch_size, device.type),
+            )
+            plain, project = result["plain"][1], result["project"][1]
             updates = math.ceil(n_rows / batch_size)
             print(
                 f"  {n_rows:>9,} x {n_features:<3} batch {batch_size:>5}: plain {n_rows / plain:>12,.0f} rows/s "
                 f"({plain / updates * 1e6:5.0f} us/update), project {n_rows / project:>12,.0f} rows/s "
-                f"({project / updates * 1e6:5.0f} us/update): {plain / project:4.2f}x"
+                f"({project / updates * 1e6:5.0f} us/update): {ratios(result)}",
+                flush=True,
             )
 
     n_rows = 1_000_000 // shrink
     x_np, y_np = synthetic_table(n_rows, 8)
     features, labels = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
     bound = features.nbytes / bandwidth
-    plain = plain_epoch_seconds(features, labels, None, epochs=20)
-    project = project_epoch_seconds(x_np, y_np, None, device.type, repeats=3, epochs=21)  # epochs of ms: many
+    result = interleaved(
+        args.rounds,
+        lambda: plain_epoch_seconds(features, labels, None, epochs=20),
+        lambda: project_epoch_seconds(x_np, y_np, None, device.type, epochs=21),  # epochs of ms: many
+    )
+    plain, project = result["plain"][0], result["project"][0]  # against the bound: wall time
     print(f"\nfull batch, {n_rows:,} x 8 ({features.nbytes / 1e6:.0f} MB of features): seconds per epoch")
     print(f"  bound (read the features once at copy bandwidth) {bound * 1e3:7.2f} ms")
     print(
@@ -217,7 +267,7 @@ def main() -> None:
     )
     print(
         f"  project (every per-epoch cost included)           {project * 1e3:7.2f} ms = {project / bound:4.2f}x "
-        f"the bound, {plain / project:4.2f}x plain's speed"
+        f"the bound; plain / project: {ratios(result)}"
     )
 
 

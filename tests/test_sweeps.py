@@ -405,3 +405,25 @@ def test_trials_with_several_objectives_train_together_and_each_tells_the_study_
     assert [row["status"] for row in rows] == ["ok", "ok"] and all(row["pareto"] in ("yes", "") for row in rows)
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert results["solutions"] and all(len(trial["values"]) == 2 for trial in results["solutions"])  # the front
+
+
+def test_a_sweep_summary_updated_after_each_trial_reads_each_finished_trial_folder_once(tmp_path, monkeypatch):
+    import logreg.sweep as sweep
+
+    reads: list[str] = []
+    read_trial = sweep.read_trial
+    monkeypatch.setattr(sweep, "read_trial", lambda folder: reads.append(folder.name) or read_trial(folder))
+    known: dict[str, dict] = {}
+    for n in range(6):  # trial n ends; trial n + 1 has its folder already (as under a parallel launcher): running
+        for number in (n, n + 1):
+            folder = tmp_path / f"{number}_lr={number}"
+            (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+            (folder / ".hydra" / "overrides.yaml").write_text(f"- lr={number}\n")
+        (tmp_path / f"{n}_lr={n}" / "metrics.json").write_text(json.dumps({"val/loss": n / 10}))
+        rows = read_trials(tmp_path, known, again=f"{n}_lr={n}")
+    counts = {name.split("_")[0]: reads.count(name) for name in set(reads)}
+    assert counts == {"0": 1, "1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "6": 1}  # running, then ended: never again
+    monkeypatch.setattr(sweep, "read_trial", read_trial)
+    by_trial = sorted(rows, key=lambda row: row["trial"])
+    assert by_trial == sorted(read_trials(tmp_path), key=lambda row: row["trial"])  # what a fresh read gives
+    assert [row["status"] for row in by_trial] == ["ok"] * 6 + ["running"]

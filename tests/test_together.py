@@ -156,7 +156,6 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
     ("overrides", "reason"),
     [
         (["optimizer=lbfgs"], "optimizer=lbfgs"),
-        (["scheduler=cosine"], "scheduler=cosine"),
         (
             ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"],
             "callbacks.early_stopping.monitor=train/loss",
@@ -187,6 +186,9 @@ def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose
         ["model.pos_weight=balanced", "model.threshold=0.3", "model.tune_threshold=f1"],
         ["epochs=7", "trainer.check_val_every_n_epoch=7"],
         ["seed=2", "data.seed=1"],
+        ["scheduler=cosine"],
+        ["scheduler=step", "model.scheduler.gamma=0.5"],
+        ["scheduler=plateau", "model.scheduler.monitor=train/loss"],
     ],
 )
 def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tmp_path, overrides):
@@ -194,6 +196,19 @@ def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tm
 
     base = group_key(check_config(compose()), tmp_path)
     assert base[0] is not None and group_key(check_config(compose(*overrides)), tmp_path) == base
+
+
+# Trial folders are named for their overrides (hydra.sweep.subdir): characters JSON escapes among them
+@pytest.mark.parametrize("name", ["check_val=$\\{epochs\\}", 'quote"d', "caf\u00e9", "tab\there", "plain"])
+def test_trials_in_folders_named_with_any_characters_share_a_group(compose, tmp_path, name):
+    from logreg.together_runs import group_key
+
+    folders = [tmp_path / f"0_{name},lr=0.1", tmp_path / f"1_{name},lr=0.2"]
+    keys = [
+        group_key(check_config(compose(f"lr={lr}", run_dir=folder)), folder)
+        for lr, folder in zip((0.1, 0.2), folders, strict=True)
+    ]
+    assert keys[0][0] is not None and keys[0] == keys[1]
 
 
 @pytest.mark.parametrize(
@@ -388,3 +403,116 @@ def test_trials_that_stop_early_in_a_group_equal_their_configurations_trained_al
         assert (
             weights(together / "checkpoints" / "last.ckpt") - weights(alone / "checkpoints" / "last.ckpt")
         ).abs().max() <= 1e-6
+
+
+# Every scheduler conf/scheduler/* offers (and none), with the optimizers whose step reads the lr in other ways (SGD:
+# the lr tensor; Adam: the step size from lr in double; AdamW: also its decay factor 1 - lr * wd); plateau on a
+# validation metric (also in a trial validated every other epoch) and on a training metric, each on its own values.
+SCHEDULE_GRID = [
+    ["lr=0.5"],
+    ["lr=0.5", "scheduler=cosine"],
+    ["lr=1", "scheduler=cosine", "model.scheduler.eta_min=0.1", "epochs=6"],
+    ["optimizer=adam", "lr=0.1", "scheduler=cosine", "model.scheduler.T_max=3"],
+    ["lr=0.8", "scheduler=step", "model.scheduler.step_size=2", "model.scheduler.gamma=0.5", "seed=2"],
+    ["optimizer=adamw", "lr=0.1", "model.optimizer.weight_decay=0.5", "scheduler=step", "model.scheduler.step_size=3"],
+    ["lr=2", "scheduler=plateau", "model.scheduler.patience=0", "model.scheduler.factor=0.5"],
+    ["lr=3", "scheduler=plateau", "model.scheduler.patience=1", "model.scheduler.threshold=0.01"],
+    ["optimizer=adam", "lr=0.3", "scheduler=plateau", "model.scheduler.patience=0", "model.scheduler.threshold=0.05"],
+    ["lr=2", "scheduler=plateau", "model.scheduler.patience=0", "trainer.check_val_every_n_epoch=2"],
+    [
+        "lr=2",
+        "scheduler=plateau",
+        "model.scheduler.monitor=train/loss",
+        "model.scheduler.threshold=0.05",
+        "model.scheduler.patience=0",
+    ],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "batch_size", "tolerance"), [("32-true", "null", 1e-6), ("64-true", 16, 1e-10)])
+def test_trials_with_schedules_in_a_group_equal_their_configurations_trained_alone(
+    compose, run, tiny_csv, tmp_path, precision, batch_size, tolerance
+):
+    from logreg.together_runs import group_key, train_group, write_trial
+
+    common = [*shared(tiny_csv, precision, batch_size), "epochs=9", "monitor=val/acc"]
+    grid = [[*common, *trial] for trial in SCHEDULE_GRID]
+    configs = [
+        check_config(compose(*overrides, run_dir=tmp_path / f"together_{n}")) for n, overrides in enumerate(grid)
+    ]
+    keys = {group_key(cfg, tmp_path / f"together_{n}") for n, cfg in enumerate(configs)}
+    assert len(keys) == 1 and next(iter(keys))[0] is not None  # one group
+
+    trained = train_group(configs)
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
+        run(*overrides, run_dir=alone)
+        mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
+        assert sorted(mine) == sorted(theirs), overrides
+        assert all(abs(mine[k] - theirs[k]) <= allowed(theirs[k], tolerance) for k in theirs), overrides
+        close = {"atol": tolerance, "rtol": tolerance, "equal_nan": True}
+        torch.testing.assert_close(torch.tensor(coefficients(together)), torch.tensor(coefficients(alone)), **close)
+        best = sorted(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))
+        assert best == sorted(p.name for p in (together / "checkpoints").glob("best-*.ckpt")), overrides
+        for name in ("last.ckpt", *best):
+            difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
+            assert difference.abs().max() <= tolerance, (overrides, name)
+        mine_curves, their_curves = event_entries(together, "scalars"), event_entries(alone, "scalars")
+        assert sorted(mine_curves) == sorted(their_curves), overrides
+        for tag, entries in their_curves.items():
+            pairs = zip(mine_curves[tag], entries, strict=True)
+            assert all(abs(a.value - b.value) <= allowed(b.value, tolerance) for a, b in pairs), (overrides, tag)
+
+
+def test_a_trials_schedule_sets_the_lr_its_torch_scheduler_gives_at_each_epoch():
+    from logreg.schema import CosineConfig, PlateauConfig, StepConfig
+    from logreg.together_schedules import TrialSchedule
+
+    cases = [
+        (CosineConfig(T_max=5, eta_min=0.01), lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, 5, 0.01)),
+        (StepConfig(step_size=2, gamma=0.3), lambda opt: torch.optim.lr_scheduler.StepLR(opt, 2, 0.3)),
+        (
+            PlateauConfig(monitor="val/acc", patience=0, factor=0.5),
+            lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0, factor=0.5),
+        ),
+    ]
+    scores = [0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.7]
+    for config, reference in cases:
+        parameter = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.SGD([parameter], lr=0.7)
+        scheduler, schedule = reference(optimizer), TrialSchedule(0.7, config)
+        for epoch, score in enumerate(scores):
+            optimizer.step()
+            validated = epoch != 3  # an epoch without validation: the plateau scheduler does not step
+            schedule.step({"train/loss": 1.0, **({"val/acc": score} if validated else {})})
+            if isinstance(config, PlateauConfig):
+                if validated:
+                    scheduler.step(score)
+            else:
+                scheduler.step()
+            assert schedule.lr == optimizer.param_groups[0]["lr"], (config, epoch)
+        assert schedule.lr != 0.7, config  # it did change the lr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["optimizer=adam", "model.optimizer.betas=[0.8,0.9]", "scheduler=plateau"],
+        ["optimizer=lbfgs", "trainer.precision=64-true", "callbacks=early_stopping", "logger=csv"],
+        ["data=csv", "data.path=x.csv", "data.features=[a,2]", "data.categorical=[c]", "scheduler=cosine"],
+        ["trainer=ddp_cpu", "model.pos_weight=balanced", "model.tune_threshold=f1", "callbacks=none"],
+    ],
+)
+def test_plain_values_of_a_typed_config_are_what_omegaconf_gives(compose, overrides):
+    from omegaconf import OmegaConf
+
+    from logreg.checking import as_dict
+    from logreg.training import plain
+
+    cfg = check_config(compose(*overrides))
+    nodes = [cfg.data, cfg.trainer, cfg.model, cfg.model.optimizer, cfg.cv, cfg.logger, *cfg.callbacks.values()]
+    for node in [n for n in nodes if n is not None]:
+        assert plain(node) == as_dict(OmegaConf.structured(node), resolve=True), node

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
 import logreg.hydra_hooks  # noqa: F401 - the schemas' ConfigStore entries and the resolvers every composition needs
 from logreg.confine import check_confined
@@ -52,10 +53,13 @@ def check_config(cfg: DictConfig, sweep: bool = False) -> Any:
         with open_dict(task):
             del task["hydra"]
     _check_keys(task, "")
-    missing = sorted(OmegaConf.missing_keys(task))
-    if missing:
-        raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)")
-    typed = OmegaConf.to_object(task)
+    try:
+        typed = OmegaConf.to_object(task)
+    except MissingMandatoryValue:  # a value is required: the first such key, by name (looked for only then)
+        missing = sorted(OmegaConf.missing_keys(task))
+        if missing:
+            raise ConfigError(f"{missing[0]}: a value is required (set {missing[0]}=...)") from None
+        raise
     check_values(typed, "")
     hydra_cfg = cast(DictConfig, HydraConfig.get()) if HydraConfig.initialized() else None  # a node (typed HydraConf)
     run_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None) if hydra_cfg else None

@@ -55,6 +55,16 @@ TORCH_SCHEDULERS = {
 }
 
 
+def torch_scheduler(optimizer: torch.optim.Optimizer, scheduler: SchedulerConfig) -> LRScheduler | ReduceLROnPlateau:
+    """The torch scheduler `scheduler` configures, on `optimizer` (plateau: its mode follows from its monitor)."""
+    options = dataclasses.asdict(scheduler)
+    name = options.pop("name")
+    if name == "plateau":
+        monitor = options.pop("monitor")
+        options["mode"] = metric_mode(monitor)  # a loss falls, an accuracy rises
+    return TORCH_SCHEDULERS[name](optimizer, **options)
+
+
 class LogisticRegression(L.LightningModule):
     """p(y=1 | x) = sigmoid(w . (x - mean) / std + b), trained by minimizing the mean binary cross-entropy.
 
@@ -389,12 +399,7 @@ class LogisticRegression(L.LightningModule):
         scheduler = self.scheduler_options
         if scheduler is None:
             return optimizer
-        options = dataclasses.asdict(scheduler)
-        name = options.pop("name")
-        if name == "plateau":
-            monitor = options.pop("monitor")
-            options["mode"] = metric_mode(monitor)  # a loss falls, an accuracy rises
-        return {"optimizer": optimizer, "lr_scheduler": TORCH_SCHEDULERS[name](optimizer, **options)}
+        return {"optimizer": optimizer, "lr_scheduler": torch_scheduler(optimizer, scheduler)}
 
     # ------------------------------------------------------------------------------------------ validation, testing
 

@@ -83,11 +83,12 @@ def report(
 ) -> Inference | None:
     """Write metrics.json (and, with a model, coefficients.csv and inference.json) into `folder`; print them (unless
     not `show`: a sweep's trials trained together print one line each instead)."""
-    console = Console(quiet=not show)
+    console = Console()
     fit = fit_inference(model, datamodule, cov_type, cluster) if model is not None and datamodule is not None else None
     summary = {**metrics, **({"threshold": model.decision_threshold()} if model is not None else {})}
     write_text(folder / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    console.print(_metrics_table(summary))
+    if show:  # a quiet console would still lay the tables out: not drawn at all
+        console.print(_metrics_table(summary))
     if fit is not None:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(fit.rows()[0]))
@@ -104,9 +105,11 @@ def report(
             )
             + "\n",
         )
-        console.print(_coefficient_table(fit))
-        console.print(_fit_statistics(fit))
-    console.print(f"Run folder: [bold]{folder.resolve()}[/bold]  (tensorboard --logdir {folder})")
+        if show:
+            console.print(_coefficient_table(fit))
+            console.print(_fit_statistics(fit))
+    if show:
+        console.print(f"Run folder: [bold]{folder.resolve()}[/bold]  (tensorboard --logdir {folder})")
     return fit
 
 

@@ -32,26 +32,38 @@ SHOWN_METRICS = ("val/loss", "val/acc", "val/auroc", "cv/val/loss", "test/loss",
 ROW_KEYS = ("trial", "status", "pareto", "overrides", "error", "run_dir")
 
 
-def read_trials(sweep_dir: Path) -> list[dict]:
-    """One row per trial folder: number, overrides, status, run folder, error, and every final metric."""
+def read_trials(sweep_dir: Path, known: dict[str, dict] | None = None, again: str | None = None) -> list[dict]:
+    """One row per trial folder: number, overrides, status, run folder, error, and every final metric.
+
+    `known`: rows read before, by folder name, which this call adds to: the row of a trial that has ended (ok,
+    pruned, failed) is not read again, except the folder named `again` (the trial that just ended). So a sweep that
+    updates its summary after each trial reads each trial folder once, not once per later trial."""
     rows = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         trial_dir = overrides_file.parent.parent
-        metrics_file, error_file = trial_dir / "metrics.json", trial_dir / ERROR_FILE
-        status = "ok" if metrics_file.is_file() else "failed" if error_file.is_file() else "running"
-        if status == "ok" and (trial_dir / PRUNED_FILE).is_file():  # stopped early by the Optuna pruner
-            status = "pruned"
-        rows.append(
-            {
-                "trial": int(trial_dir.name.split("_", 1)[0]),
-                "status": status,
-                "overrides": " ".join(yaml.safe_load(overrides_file.read_text()) or []),
-                **(json.loads(metrics_file.read_text()) if status in ("ok", "pruned") else {}),
-                "error": error_file.read_text().strip() if status == "failed" else "",
-                "run_dir": str(trial_dir),
-            }
-        )
+        row = None if known is None or trial_dir.name == again else known.get(trial_dir.name)
+        if row is None or row["status"] == "running":
+            row = read_trial(trial_dir)
+            if known is not None:
+                known[trial_dir.name] = row
+        rows.append(row)
     return rows
+
+
+def read_trial(trial_dir: Path) -> dict:
+    """The row of one trial folder (`read_trials`)."""
+    metrics_file, error_file = trial_dir / "metrics.json", trial_dir / ERROR_FILE
+    status = "ok" if metrics_file.is_file() else "failed" if error_file.is_file() else "running"
+    if status == "ok" and (trial_dir / PRUNED_FILE).is_file():  # stopped early by the Optuna pruner
+        status = "pruned"
+    return {
+        "trial": int(trial_dir.name.split("_", 1)[0]),
+        "status": status,
+        "overrides": " ".join(yaml.safe_load((trial_dir / ".hydra" / "overrides.yaml").read_text()) or []),
+        **(json.loads(metrics_file.read_text()) if status in ("ok", "pruned") else {}),
+        "error": error_file.read_text().strip() if status == "failed" else "",
+        "run_dir": str(trial_dir),
+    }
 
 
 def short_override(item: str) -> str:
@@ -243,25 +255,31 @@ def print_summary(rows: list[dict], sweep_dir: Path, metric: str, console: Any =
 
 
 class SweepSummary(Callback):
-    """Hydra callback: keeps the sweep summary current after every trial and prints it at the end."""
+    """Hydra callback: keeps the sweep summary current after every trial and prints it at the end. After a trial it
+    reads that trial's folder and those it has not seen end (each finished trial's row is kept); at the end of the
+    sweep it reads every folder again, once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict] = {}  # trial folder name -> its row, while the sweep runs
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
             sweep_dir = Path(hydra_cfg.sweep.dir)
-            write_summary(self._ranked(config, sweep_dir), sweep_dir, objectives(config.optimized_metric)[0])
+            rows = read_trials(sweep_dir, self._rows, again=Path(hydra_cfg.runtime.output_dir).name)
+            write_summary(self._ranked(config, rows), sweep_dir, objectives(config.optimized_metric)[0])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = self._ranked(config, sweep_dir)
+        rows = self._ranked(config, read_trials(sweep_dir))
         write_summary(rows, sweep_dir, objectives(config.optimized_metric)[0])
         print_summary(rows, sweep_dir, objectives(config.optimized_metric)[0])
 
     @staticmethod
-    def _ranked(config: DictConfig, sweep_dir: Path) -> list[dict]:
+    def _ranked(config: DictConfig, rows: list[dict]) -> list[dict]:
         metrics = objectives(config.optimized_metric)
         direction = "minimize" if metric_mode(metrics[0]) == "min" else "maximize"
-        ranked = rank(read_trials(sweep_dir), metrics[0], direction)
+        ranked = rank(rows, metrics[0], direction)
         return pareto_front(ranked, metrics) if len(metrics) > 1 else ranked
 
 

@@ -7,7 +7,8 @@ Every trial sees the same rows in the same order (the group shares one DataModul
 `(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its gradient `R.T @ X`. A trial stops at its own epoch
 count (`epochs`), or where early stopping on a validation metric stops it (`EarlyStop`, Lightning's rule): its
 weights, optimizer state and threshold stop changing, and its results are its last epoch's. A trial whose weights or
-loss stop being finite stops there too, and is reported as diverged.
+loss stop being finite stops there too, and is reported as diverged. A trial with a learning-rate scheduler holds its
+own torch scheduler (`logreg.together_schedules`), stepped once per epoch as its run alone steps it; its lr follows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from logreg.gradient import BLOCK_ROWS
 from logreg.metrics import choose_threshold, evaluation_metrics
 from logreg.splits import minibatches
+from logreg.together_schedules import TrialSchedule
 
 GROUPABLE_OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -44,6 +46,7 @@ class TrialSettings:
     cost_ratio: float = 1.0
     epochs: int = 100
     check_val_every_n_epoch: int | None = 1
+    scheduler: Any = None  # its typed `model.scheduler` (`logreg.together_schedules`), or None: a constant lr
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class TogetherModule(L.LightningModule):
         self.nesterov = torch.tensor([s.nesterov for s in settings]).view(n_trials, 1)
         self.n_features = n_features
         self._scalars: dict[str, torch.Tensor] = {}  # on_fit_start: the Python-float arithmetic of torch's optimizers
+        self._schedules: dict[int, TrialSchedule] = {}  # on_fit_start: trial -> its lr schedule, where it has one
         self.updates = 0  # optimizer steps so far: every active trial has taken each of them
         self.histories = [TrialHistory() for _ in settings]
         self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # (K,) loss sums, (K,) correct counts
@@ -242,27 +246,47 @@ class TogetherModule(L.LightningModule):
         for name in ("is_sgd", "decoupled", "uses_momentum", "nesterov"):
             setattr(self, name, getattr(self, name).to(device))
 
-        def double(values: list[float]) -> torch.Tensor:  # (K, 1) on the CPU: Python's arithmetic, per trial
-            return torch.tensor(values, dtype=torch.float64).view(-1, 1)
-
         # The hyperparameters torch's optimizers take as Python floats: made from the doubles, in the weights' dtype
         # (64-true: exact; 32-true: rounded as torch's kernels round a Python scalar)
-        for name in ("lr", "weight_decay", "momentum", "eps"):
-            setattr(self, name, double([getattr(s, name) for s in self.settings]).to(device=device, dtype=dtype))
-        self.beta2 = double([s.betas[1] for s in self.settings]).to(device=device, dtype=dtype)
-        self.pos_weight = double([s.pos_weight for s in self.settings]).view(-1).to(device=device, dtype=dtype)
+        for name in ("weight_decay", "momentum", "eps"):
+            setattr(self, name, _double([getattr(s, name) for s in self.settings]).to(device=device, dtype=dtype))
+        self.beta2 = _double([s.betas[1] for s in self.settings]).to(device=device, dtype=dtype)
+        self.pos_weight = _double([s.pos_weight for s in self.settings]).view(-1).to(device=device, dtype=dtype)
 
-        lr = double([s.lr for s in self.settings])
-        beta1, beta2 = double([s.betas[0] for s in self.settings]), double([s.betas[1] for s in self.settings])
-        decay = double([s.weight_decay for s in self.settings])
+        beta1, beta2 = _double([s.betas[0] for s in self.settings]), _double([s.betas[1] for s in self.settings])
         self._scalars = {
-            "lr": lr,
             "beta1": beta1,
             "beta2": beta2,
             "one_minus_beta1": (1 - beta1).to(device=device, dtype=dtype),
             "one_minus_beta2": (1 - beta2).to(device=device, dtype=dtype),
-            "decay_factor": (1 - lr * decay).to(device=device, dtype=dtype),
         }
+        self._schedules = {k: TrialSchedule(s.lr, s.scheduler) for k, s in enumerate(self.settings) if s.scheduler}
+        self._set_lrs([s.lr for s in self.settings])
+
+    def _set_lrs(self, lrs: list[float]) -> None:
+        """Each trial's lr from now on (K Python floats, as its torch optimizer's `lr`): the SGD step's (K, 1) lr, and
+        what Adam and AdamW compute from it in double (the step size's lr, AdamW's decay factor `1 - lr * wd`)."""
+        lr, device, dtype = _double(lrs), self.theta.device, self.theta.dtype
+        self.lr = lr.to(device=device, dtype=dtype)
+        self._scalars["lr"] = lr
+        decay = _double([s.weight_decay for s in self.settings])
+        self._scalars["decay_factor"] = (1 - lr * decay).to(device=device, dtype=dtype)
+
+    def _step_schedules(self, epoch: int) -> None:
+        """After `epoch`: the schedule of each trial that trained it steps, on what the trial logged in it, as
+        `LogisticRegression` steps its scheduler at the end of each epoch (after the epoch's validation)."""
+        if not self._schedules:
+            return
+        for k, schedule in self._schedules.items():
+            history = self.histories[k]
+            if self.trains(k, epoch) and history.last_epoch == epoch:
+                logged: dict[str, float] = {}
+                for _, logged_epoch, values in reversed(history.logs):
+                    if logged_epoch != epoch:
+                        break
+                    logged |= values
+                schedule.step(logged)
+        self._set_lrs([self._schedules[k].lr if k in self._schedules else s.lr for k, s in enumerate(self.settings)])
 
     def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
         if self._epoch_sums is None:
@@ -299,6 +323,7 @@ class TogetherModule(L.LightningModule):
             history.last_train = {"train/loss": losses[k].item(), "train/acc": accuracies[k].item()}
             history.updates, history.last_epoch = self.updates, epoch
             history.logs.append((step, epoch, dict(history.last_train)))
+        self._step_schedules(epoch)
 
     def _log_step(self) -> int:
         """The step Lightning logs an epoch's metrics at (training and validation): its last Lightning step's."""
@@ -375,6 +400,11 @@ class TogetherModule(L.LightningModule):
         self.histories[k].outputs["test"] = (torch.sigmoid(logits).detach().cpu(), labels.detach().cpu())
         metrics = evaluation_metrics(logits, labels, float(self.threshold[k]))
         return {f"{prefix}/{name}": value.item() for name, value in metrics.items()}
+
+
+def _double(values: list[float]) -> torch.Tensor:
+    """(K, 1) float64 on the CPU: Python's arithmetic on per-trial floats."""
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1)
 
 
 def stack_initial(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,7 @@ checkpoints).
 Trials train together when they share their rows, their order and everything else but the settings in
 `logreg.together.TrialSettings`: the same data config (its seed included: the seed cuts the split and orders the
 batches), trainer, logger, callbacks, threads and monitor. `group_key` says what a trial shares, or why it cannot
-train with others (L-BFGS, a scheduler, early stopping on a training metric, cross-validation, resuming, DDP, ...):
+train with others (L-BFGS, early stopping on a training metric, cross-validation, resuming, DDP, ...):
 those run alone, as always.
 """
 
@@ -104,6 +104,7 @@ def trial_settings(cfg: TrainConfig) -> TrialSettings:
         cost_ratio=float(cfg.model.cost_ratio),
         epochs=int(cfg.trainer.max_epochs),
         check_val_every_n_epoch=cfg.trainer.check_val_every_n_epoch,
+        scheduler=cfg.model.scheduler or None,
     )
 
 
@@ -115,8 +116,6 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         return None, f"optimizer={optimizer.name if optimizer is not None else 'default'}"
     if getattr(optimizer, "amsgrad", False) or getattr(optimizer, "dampening", 0.0) != 0:
         return None, "amsgrad or dampening"
-    if cfg.model.scheduler:
-        return None, f"scheduler={cfg.model.scheduler.name}"
     if cfg.model.gradient != "analytic":
         return None, f"model.gradient={cfg.model.gradient}"
     if cfg.cv.folds >= 2:
@@ -164,7 +163,8 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         "threads": cfg.threads,
         "monitor": cfg.monitor,
     }
-    return json.dumps(shared, sort_keys=True, default=str).replace(str(run_dir), "<run folder>"), ""
+    run_folder = json.dumps(str(run_dir))[1:-1]  # as JSON writes it (a backslash, a quote, non-ASCII: escaped)
+    return json.dumps(shared, sort_keys=True, default=str).replace(run_folder, "<run folder>"), ""
 
 
 # ----------------------------------------------------------------------------------------------------- training
@@ -192,8 +192,14 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
     for cfg in configs:  # each trial's own initial weights: its seed, then its model, as `fit_and_test` does
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         models.append(build_model(cfg, datamodule))
-    settings = [
-        TrialSettings(**{**trial_settings(cfg).__dict__, "pos_weight": float(model.options.pos_weight)})
+    settings = [  # pos_weight resolved (balanced: the training rows' ratio), the scheduler typed, as the model has them
+        TrialSettings(
+            **{
+                **trial_settings(cfg).__dict__,
+                "pos_weight": float(model.options.pos_weight),
+                "scheduler": model.scheduler_options,
+            }
+        )
         for cfg, model in zip(configs, models, strict=True)
     ]
     module = TogetherModule(
