@@ -124,6 +124,8 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         return None, f"scheduler={cfg.model.scheduler.name}"
     if cfg.model.gradient != "analytic":
         return None, f"model.gradient={cfg.model.gradient}"
+    if cfg.cv.folds >= 2 and not cfg.cv.together:
+        return None, "cv.together=false"
     if cfg.ckpt_path:
         return None, "ckpt_path (resuming)"
     trainer = cfg.trainer
@@ -410,16 +412,22 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
 
 
 def trial_task(
-    trial: TrainedTrial, cfg: TrainConfig, line: Callable[[str], None]
+    trials: list[TrainedTrial], cfg: TrainConfig, line: Callable[[str], None]
 ) -> Callable[[Any], float | list[float]]:
     """The task function Hydra's run_job calls for a trial trained in a group (`cfg`: its config, checked and typed
-    before the group trained): it writes the trial's outputs, prints one line, and returns the metric the sweeper
-    optimizes."""
+    before the group trained; `trials`: its share of the group, or its folds' with cv.folds): it writes the trial's
+    outputs (with cv.folds: its folds', their cv/* metrics and the refit, trained now), prints one line, and returns
+    the metric the sweeper optimizes."""
     optimized_metric = cfg.optimized_metric
 
     @one_line_errors
     def task(job: DictConfig) -> float | list[float]:  # the same config, as Hydra's node
-        metrics = write_trial(cfg, trial)
+        if cfg.cv.folds >= 2:
+            from logreg.training import cross_validate
+
+            metrics = cross_validate(cfg, Path(HydraConfig.get().runtime.output_dir), show=False, trained=trials)
+        else:
+            metrics = write_trial(cfg, trials[0])
         line(trial_line(metrics, optimized_metric))
         return objective_values(metrics, optimized_metric)
 

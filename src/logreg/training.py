@@ -124,10 +124,10 @@ def cross_validate(
     and its tables into its folder; the run ends with one table of them all.
 
     The folds train together, as one run (`logreg.together_runs.train_folds`: a fold is a trial with its own rows),
-    where the config lets trials train together and `cv.together` (else one after another); `trained`: the folds
-    (`logreg.together_runs.TrainedTrial`) already trained together, with other trials of a sweep."""
+    where the config lets trials train together (`group_key`, `cv.together`; else one after another); `trained`: the
+    folds (`logreg.together_runs.TrainedTrial`) already trained together, with other trials of a sweep."""
     folds, announce = cfg.cv.folds, show and process_rank() == 0
-    if trained is None and cfg.cv.together:
+    if trained is None:
         from logreg.together_runs import train_folds
 
         trained = train_folds(cfg, run_dir)
