@@ -442,9 +442,10 @@ def test_a_group_serves_each_trial_the_rows_its_own_datamodule_serves(tiny_csv, 
             for step in range(rows.steps):
                 for k in range(len(modules)):
                     served_rows[k].append([])
-                for features, labels, weights, counts in rows.minibatches(step):
+                for batch in rows.minibatches(step):
+                    features, labels, weights = batch.features, batch.labels, batch.weights
                     for k in range(len(modules)):
-                        n = int(counts[k])
+                        n = int(batch.rows[k])
                         if n == 0:
                             continue
                         mine = (features[k], labels[k]) if features.dim() == 3 else (features, labels)
@@ -538,7 +539,36 @@ def test_cross_validation_trained_together_equals_its_folds_trained_one_after_an
     assert shown_together.replace("together", "sequence") == shown_alone  # the same console: a line per fold, a table
 
 
-def test_folds_train_one_after_another_where_trials_cannot_train_together(compose, tmp_path):
+@pytest.mark.parametrize("overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"]])
+def test_folds_train_one_after_another_where_trials_cannot_train_together(compose, tiny_csv, tmp_path, overrides):
     from logreg.together_runs import train_folds
 
-    assert train_folds(check_config(compose("cv.folds=3", "optimizer=lbfgs")), tmp_path) is None
+    cfg = check_config(compose("data=csv", f"data.path={tiny_csv}", "cv.folds=3", *overrides))
+    assert train_folds(cfg, tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_sweep_with_cv_folds_trains_trials_times_folds_together_as_each_trial_alone(run, tmp_path, tiny_csv):
+    import subprocess
+    import sys
+
+    common = ["data=csv", f"data.path={tiny_csv}", "epochs=3", "cv.folds=3", "optimized_metric=cv/val/loss"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *common, "lr=0.1,0.5", "seed=1,2"]
+        + [f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Sweep: 4 of 4 trials trained together, in 1 group" in result.stdout  # 4 trials x 3 folds: one run
+    assert len([line for line in result.stdout.splitlines() if line.startswith("trial ")]) == 4
+    trial = next((tmp_path / "sweep").glob("*lr=0.5,seed=2*"))
+    alone = tmp_path / "alone"
+    run(*common, "lr=0.5", "seed=2", "cv.together=false", run_dir=alone)
+    mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (trial, alone))
+    assert sorted(mine) == sorted(theirs)
+    assert all(abs(mine[n] - theirs[n]) <= allowed(theirs[n], 1e-6) for n in theirs), (mine, theirs)
+    for k in range(3):
+        assert_same_run(trial / f"fold_{k}", alone / f"fold_{k}", 1e-6, k)

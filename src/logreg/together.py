@@ -151,6 +151,8 @@ class TogetherModule(L.LightningModule):
         self.nesterov = torch.tensor([s.nesterov for s in settings]).view(n_trials, 1)
         self.n_features = n_features
         self._scalars: dict[str, torch.Tensor] = {}  # on_fit_start: the Python-float arithmetic of torch's optimizers
+        self._uses: dict[str, bool] = {}  # on_fit_start: which parts of the update any trial uses
+        self._identity_scaler = True  # on_fit_start: whether every trial's scaler is the identity
         self.updates = torch.zeros(n_trials, dtype=torch.int64)  # (K,) each trial's optimizer steps so far
         self.histories = [TrialHistory() for _ in settings]
         # (K,) loss sums, correct counts and rows of the epoch so far
@@ -185,10 +187,8 @@ class TogetherModule(L.LightningModule):
     def _gradient(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         """Loss sums (K,), correct counts (K,) and the gradient (K, F + 1) of each trial's mean loss on its rows of
         the batch (a trial with none: zeros)."""
-        features, labels, weights, rows = batch
+        features, labels, weights, rows, scale = batch
         n_rows = features.shape[-2]
-        rows = rows.to(device=features.device, dtype=self.theta.dtype)
-        scale = torch.where(rows > 0, 1 / rows.clamp(min=1), torch.zeros_like(rows))  # (K,)
         if n_rows <= BLOCK_ROWS or features.dim() == 3:
             loss_sum, correct, grad_weight, grad_bias = self._block(features, labels, weights, scale)
         else:  # as logreg.gradient: sums over cache-sized blocks, divided once at the end
@@ -202,9 +202,9 @@ class TogetherModule(L.LightningModule):
                 for start in range(0, n_rows, BLOCK_ROWS)
             ]
             loss_sum, correct, grad_weight, grad_bias = (torch.stack(p).sum(0) for p in zip(*parts, strict=True))
-            divisor = rows.clamp(min=1)
+            divisor = rows.to(device=features.device, dtype=self.theta.dtype).clamp(min=1)
             grad_weight, grad_bias = grad_weight / divisor[:, None], grad_bias / divisor
-        if not bool((self.feature_mean == 0).all() and (self.feature_std == 1).all()):  # chain rule through the scaler
+        if not self._identity_scaler:  # the chain rule through the scaler
             grad_weight = (grad_weight - grad_bias[:, None] * self.feature_mean) / self.feature_std
         return loss_sum, correct, torch.cat([grad_weight, grad_bias[:, None]], dim=1)
 
@@ -226,7 +226,8 @@ class TogetherModule(L.LightningModule):
         hits = (probs >= self.threshold) == targets.bool()
         class_weights = 1 + (self.pos_weight - 1) * targets
         if weights is None:
-            loss_sum = (F.softplus(logits) * class_weights).sum(0) - self.pos_weight * (labels @ logits)
+            label_logits = (targets * logits).sum(0) if gathered else labels @ logits  # (K,)
+            loss_sum = (F.softplus(logits) * class_weights).sum(0) - self.pos_weight * label_logits
             correct = hits.sum(0)
         else:
             loss_sum = (F.softplus(logits) * class_weights * weights).sum(0) - self.pos_weight * (
@@ -243,41 +244,64 @@ class TogetherModule(L.LightningModule):
         return loss_sum, correct, grad_weight, residuals.sum(0)
 
     def _step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
-        """One optimizer step of every active trial, as torch's single-tensor SGD / Adam / AdamW takes it: the same
-        operations in the same order, with the scalars torch computes in Python (double) computed in double here."""
-        theta, scalars = self.theta, self._scalars
+        """One optimizer step of every active trial (`active` (K,) on the CPU), as torch's single-tensor SGD / Adam /
+        AdamW takes it: the same operations in the same order, with the scalars torch computes in Python (double)
+        computed in double here. What no trial of the group uses is skipped (adding a zero decay changes nothing)."""
+        theta, scalars, uses = self.theta, self._scalars, self._uses
+        every = bool(active.all())
         rows = active.view(-1, 1).to(theta.device)
         first = (self.updates == 0).view(-1, 1).to(theta.device)
         self.updates += active.long()
-        # SGD: grad.add(param, alpha=wd); buf = grad.clone() at the first step, else buf * momentum + grad; nesterov:
-        # grad + momentum * buf; param.add_(grad, alpha=-lr)
-        sgd_grad = grad + self.weight_decay * theta
-        buffer = torch.where(first, sgd_grad, self.momentum_buffer * self.momentum + sgd_grad)
-        direction = torch.where(self.nesterov, sgd_grad + self.momentum * buffer, buffer)
-        direction = torch.where(self.uses_momentum, direction, sgd_grad)
-        sgd_theta = theta + -self.lr * direction
-        # Adam / AdamW: decay (coupled: into the gradient; decoupled: param.mul_(1 - lr * wd)), exp_avg.lerp_(grad,
-        # 1 - beta1), exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), bias corrections,
-        # denom = sqrt(v) / sqrt(bc2) + eps, param.addcdiv_(exp_avg, denom, value=-lr / bc1)
-        decayed = torch.where(self.decoupled, theta * scalars["decay_factor"], theta)
-        adam_grad = torch.where(self.decoupled, grad, grad + self.weight_decay * theta)
-        exp_avg = torch.lerp(self.exp_avg, adam_grad, scalars["one_minus_beta1"])
-        exp_avg_sq = self.exp_avg_sq * self.beta2 + scalars["one_minus_beta2"] * adam_grad * adam_grad
-        step = self.updates.double().view(-1, 1)  # each trial's own count (the inactive ones' are not used)
-        step_size = (scalars["lr"] / (1 - scalars["beta1"] ** step)).to(theta)
-        bias_correction2_sqrt = ((1 - scalars["beta2"] ** step) ** 0.5).to(theta)
-        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
-        adam_theta = decayed + -step_size * exp_avg / denom
         is_sgd = self.is_sgd
-        self.theta = torch.where(rows, torch.where(is_sgd, sgd_theta, adam_theta), theta)
-        self.momentum_buffer = torch.where(rows & is_sgd, buffer, self.momentum_buffer)
-        self.exp_avg = torch.where(rows & ~is_sgd, exp_avg, self.exp_avg)
-        self.exp_avg_sq = torch.where(rows & ~is_sgd, exp_avg_sq, self.exp_avg_sq)
+        sgd_theta = adam_theta = buffer = exp_avg = exp_avg_sq = theta
+        if uses["sgd"]:
+            # SGD: grad.add(param, alpha=wd); buf = grad.clone() at the first step, else buf * momentum + grad;
+            # nesterov: grad + momentum * buf; param.add_(grad, alpha=-lr)
+            sgd_grad = grad + self.weight_decay * theta if uses["decay"] else grad
+            direction = sgd_grad
+            if uses["momentum"]:
+                buffer = torch.where(first, sgd_grad, self.momentum_buffer * self.momentum + sgd_grad)
+                direction = torch.where(self.nesterov, sgd_grad + self.momentum * buffer, buffer)
+                direction = torch.where(self.uses_momentum, direction, sgd_grad)
+            sgd_theta = theta + -self.lr * direction
+        if uses["adam"]:
+            # Adam / AdamW: decay (coupled: into the gradient; decoupled: param.mul_(1 - lr * wd)), exp_avg.lerp_(grad,
+            # 1 - beta1), exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), bias corrections,
+            # denom = sqrt(v) / sqrt(bc2) + eps, param.addcdiv_(exp_avg, denom, value=-lr / bc1)
+            decayed, adam_grad = theta, grad
+            if uses["decay"]:
+                decayed = torch.where(self.decoupled, theta * scalars["decay_factor"], theta)
+                adam_grad = torch.where(self.decoupled, grad, grad + self.weight_decay * theta)
+            exp_avg = torch.lerp(self.exp_avg, adam_grad, scalars["one_minus_beta1"])
+            exp_avg_sq = self.exp_avg_sq * self.beta2 + scalars["one_minus_beta2"] * adam_grad * adam_grad
+            step = self.updates.double().view(-1, 1)  # each trial's own count (the inactive ones' are not used)
+            step_size = (scalars["lr"] / (1 - scalars["beta1"] ** step)).to(theta)
+            bias_correction2_sqrt = ((1 - scalars["beta2"] ** step) ** 0.5).to(theta)
+            denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
+            adam_theta = decayed + -step_size * exp_avg / denom
+        if uses["sgd"] and uses["adam"]:
+            updated = torch.where(is_sgd, sgd_theta, adam_theta)
+        else:
+            updated = sgd_theta if uses["sgd"] else adam_theta
+        # in place (the buffers stay the module's): a trial that does not step keeps its numbers
+        theta.copy_(updated if every else torch.where(rows, updated, theta))
+        if uses["momentum"]:
+            self.momentum_buffer.copy_(torch.where(rows & is_sgd, buffer, self.momentum_buffer))
+        if uses["adam"]:
+            self.exp_avg.copy_(torch.where(rows & ~is_sgd, exp_avg, self.exp_avg))
+            self.exp_avg_sq.copy_(torch.where(rows & ~is_sgd, exp_avg_sq, self.exp_avg_sq))
 
     def on_fit_start(self) -> None:
         device, dtype = self.theta.device, self.theta.dtype
         self.rows.to(device, dtype)
         self._held_out = {split: self.rows.held_out(split) for split in ("val", "test")}
+        self._identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
+        self._uses = {
+            "sgd": any(s.optimizer == "sgd" for s in self.settings),
+            "adam": any(s.optimizer != "sgd" for s in self.settings),
+            "momentum": any(s.optimizer == "sgd" and s.momentum != 0 for s in self.settings),
+            "decay": any(s.weight_decay != 0 for s in self.settings),
+        }
         for name in ("is_sgd", "decoupled", "uses_momentum", "nesterov"):
             setattr(self, name, getattr(self, name).to(device))
 

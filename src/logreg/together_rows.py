@@ -66,6 +66,7 @@ class Batch(NamedTuple):
     labels: torch.Tensor  # (B,); or (K, B)
     weights: torch.Tensor | None  # (B, K): 1 where a row is the trial's, else 0; None: every row is every trial's
     rows: torch.Tensor  # (K,) int64 on the CPU: each trial's rows in the batch (0: it has no batch here)
+    scale: torch.Tensor  # (K,) 1 / rows in the weights' dtype, on their device (0 where a trial has no rows)
 
 
 class GroupRows:
@@ -91,6 +92,8 @@ class GroupRows:
         self.n_rows = torch.tensor([len(t.train) for t in trials])  # (K,)
         self._orders: torch.Tensor | None = None  # this epoch's (K, max n) orders ("gathered")
         self._mask: tuple[torch.Tensor, torch.Tensor] | None = None  # union rows (n,), 0/1 weights (n, K) ("masked")
+        self._scales: dict[tuple[int, ...], torch.Tensor] = {}  # `_scale`'s, per distinct count
+        self.full_rows = int(self.n_rows.min())  # below this, every trial's mini-batches are whole
 
     def to(self, device: torch.device, dtype: torch.dtype) -> None:
         """The table on the training device, in the weights' dtype; mini-batches gather rows (row-major), a full
@@ -101,6 +104,16 @@ class GroupRows:
         else:
             features = features.contiguous()
         self.features, self.labels = features, self.labels.to(device=device, dtype=dtype)
+        self._scales = {}  # of the dtype before
+
+    def _scale(self, rows: torch.Tensor) -> torch.Tensor:
+        """(K,) 1 / rows (0 where none), as torch scales a mean: the double 1 / n in the weights' dtype; kept per
+        distinct count (a mini-batch's, the last one's)."""
+        key = tuple(rows.tolist())
+        if key not in self._scales:
+            inverse = torch.tensor([1 / n if n else 0.0 for n in key], dtype=torch.float64)
+            self._scales[key] = inverse.to(device=self.features.device, dtype=self.labels.dtype)
+        return self._scales[key]
 
     # ------------------------------------------------------------------------------------------------- training
 
@@ -140,31 +153,35 @@ class GroupRows:
             return
         size, per_step = self.batch_size, self.batches_per_step
         assert self._orders is not None, "start_epoch draws the orders"
+        whole = torch.full_like(self.n_rows, size)
         for batch in range(step * per_step, (step + 1) * per_step):
             start = batch * size
-            rows = (self.n_rows - start).clamp(0, size)  # (K,)
-            if not bool((rows > 0).any()):
+            rows = whole if start + size <= self.full_rows else (self.n_rows - start).clamp(0, size)  # (K,)
+            if start >= self.full_rows and not bool((rows > 0).any()):
                 return
+            scale = self._scale(rows)
             if self.kind == "shared":
                 index = self._orders[0, start : start + size]
-                yield Batch(self.features[index], self.labels[index], None, rows)
+                yield Batch(self.features[index], self.labels[index], None, rows, scale)
                 continue
             width = int(rows.max())
             index = self._orders[:, start : start + width]  # (K, b)
-            weights = (torch.arange(width)[None, :] < rows[:, None]).T  # (b, K)
-            weights = weights.to(device=self.features.device, dtype=self.labels.dtype)
-            yield Batch(self.features[index], self.labels[index], weights, rows)
+            weights = None  # every trial's batch is whole: no weights
+            if start + width > self.full_rows:
+                weights = (torch.arange(width)[None, :] < rows[:, None]).T  # (b, K)
+                weights = weights.to(device=self.features.device, dtype=self.labels.dtype)
+            yield Batch(self.features[index], self.labels[index], weights, rows, scale)
 
     def _full_batch(self) -> Batch:
         if self.kind == "shared":
             train = self.trials[0].train
             if len(train) == len(self.labels):  # every row (lab 5 trains on all): the table itself
-                return Batch(self.features, self.labels, None, self.n_rows)
+                return Batch(self.features, self.labels, None, self.n_rows, self._scale(self.n_rows))
             index = train.to(self.features.device)
-            return Batch(self.features[index], self.labels[index], None, self.n_rows)
+            return Batch(self.features[index], self.labels[index], None, self.n_rows, self._scale(self.n_rows))
         assert self._mask is not None, "start_epoch builds the mask"
         union, mask = self._mask
-        return Batch(self.features[union], self.labels[union], mask, self.n_rows)
+        return Batch(self.features[union], self.labels[union], mask, self.n_rows, self._scale(self.n_rows))
 
     # ------------------------------------------------------------------------------------------------ held out
 

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from logreg.data import TabularDataModule
 from logreg.data_report import write_data_report
-from logreg.errors import TrainingDiverged, one_line_errors
+from logreg.errors import ConfigError, TrainingDiverged, one_line_errors
 from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.metric_names import metric_mode, objective_values
 from logreg.model import LogisticRegression
@@ -79,6 +79,11 @@ CALLBACKS_ALLOWED = {
     REPORT_TO_TRIAL,  # with no pruner: the trial's values are reported once it has trained (`report_epochs`)
 }
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
+
+
+class CannotTrainTogether(ConfigError):
+    """Trials that `group_key` let share a group, but whose table streams from disk (data.stream): a group serves
+    its trials' rows from a table in memory. Each trains alone."""
 
 
 def early_stop(callback: Any) -> EarlyStop:
@@ -196,6 +201,8 @@ def train_group(configs: list[TrainConfig], changes: list[dict[str, Any]] | None
     if configs[0].threads:
         torch.set_num_threads(configs[0].threads)
     datamodules = [build_datamodule(configs[0], **changes[0])]
+    if datamodules[0].streams:
+        raise CannotTrainTogether("data.stream: a streamed table trains one trial at a time")
     for cfg, change in zip(configs[1:], changes[1:], strict=True):
         datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], **change))
     tables: dict[int, list[int]] = {}  # the trials of each distinct encoded table
@@ -215,7 +222,10 @@ def train_folds(cfg: TrainConfig, run_dir: str | Path) -> list[TrainedTrial] | N
     if group_key(cfg, run_dir)[0] is None:
         return None
     changes = fold_changes(cfg.cv.folds)
-    return train_group([cfg] * len(changes), changes)
+    try:
+        return train_group([cfg] * len(changes), changes)
+    except CannotTrainTogether:
+        return None
 
 
 def _same_table(first: TabularDataModule, other: TabularDataModule) -> bool:
