@@ -572,3 +572,24 @@ def test_a_sweep_with_cv_folds_trains_trials_times_folds_together_as_each_trial_
     assert all(abs(mine[n] - theirs[n]) <= allowed(theirs[n], 1e-6) for n in theirs), (mine, theirs)
     for k in range(3):
         assert_same_run(trial / f"fold_{k}", alone / f"fold_{k}", 1e-6, k)
+
+
+@pytest.mark.slow
+def test_trials_whose_encodings_differ_train_in_groups_of_their_own_and_equal_their_runs_alone(compose, run, tmp_path):
+    from conftest import make_table, write_table
+    from logreg.together_runs import train_group, write_trial
+
+    features, labels = make_table()
+    features[::7, 1] = np.nan  # missing values: each split's training rows give another fill (their mean)
+    csv_path = write_table(tmp_path / "missing.csv", features, labels)
+    grid = [["data=csv", f"data.path={csv_path}", "data.impute=mean", "epochs=3", f"seed={seed}"] for seed in (1, 2)]
+    configs = [check_config(compose(*o, run_dir=tmp_path / f"together_{n}")) for n, o in enumerate(grid)]
+    trained = train_group(configs)
+
+    fills = [t.datamodule.state_dict()["encoding"] for t in trained]
+    assert fills[0] != fills[1]  # two encodings, so two tables: two groups
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
+        run(*overrides, run_dir=alone)
+        assert_same_run(together, alone, 1e-6, overrides)
