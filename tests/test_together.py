@@ -81,28 +81,37 @@ def test_every_trial_trained_together_equals_its_configuration_trained_alone(
         write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
         run(*overrides, run_dir=alone)
 
-        mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
-        assert sorted(mine) == sorted(theirs), overrides
-        differing = {
-            n: (mine[n], theirs[n]) for n in theirs if abs(mine[n] - theirs[n]) > allowed(theirs[n], tolerance)
-        }
-        assert not differing, overrides
-        close = {"atol": tolerance, "rtol": tolerance, "equal_nan": True}  # odds ratios: exp(coefficient)
-        torch.testing.assert_close(torch.tensor(coefficients(together)), torch.tensor(coefficients(alone)), **close)
-        for name in ("last.ckpt", *(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))):
-            difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
-            assert difference.abs().max() <= tolerance, (overrides, name)
-        images = [
-            {tag: [e.step for e in entries] for tag, entries in event_entries(f, "images").items()}
-            for f in (together, alone)
-        ]
-        assert images[0] == images[1] and (images[1] or not has_matplotlib), overrides  # the same images, steps
-        mine_curves, their_curves = event_entries(together, "scalars"), event_entries(alone, "scalars")
-        assert sorted(mine_curves) == sorted(their_curves), overrides
-        for tag, entries in their_curves.items():
-            assert [e.step for e in mine_curves[tag]] == [e.step for e in entries], tag
-            pairs = zip(mine_curves[tag], entries, strict=True)
-            assert all(abs(a.value - b.value) <= allowed(b.value, tolerance) for a, b in pairs), tag
+        assert_same_run(together, alone, tolerance, overrides)
+
+
+def assert_same_run(together: Path, alone: Path, tolerance: float, label: object) -> None:
+    """The run folder `together` (a trial trained together) holds what `alone` (its configuration trained alone)
+    holds: the same files; metrics, coefficients, checkpoint weights, images and curves (steps, values) equal."""
+
+    def files(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "tfevents" not in p.name)
+
+    assert files(together) == files(alone), label
+    mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
+    assert sorted(mine) == sorted(theirs), label
+    differing = {n: (mine[n], theirs[n]) for n in theirs if abs(mine[n] - theirs[n]) > allowed(theirs[n], tolerance)}
+    assert not differing, label
+    close = {"atol": tolerance, "rtol": tolerance, "equal_nan": True}  # odds ratios: exp(coefficient)
+    torch.testing.assert_close(torch.tensor(coefficients(together)), torch.tensor(coefficients(alone)), **close)
+    for name in ("last.ckpt", *(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))):
+        difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
+        assert difference.abs().max() <= tolerance, (label, name)
+    images = [
+        {tag: [e.step for e in entries] for tag, entries in event_entries(f, "images").items()}
+        for f in (together, alone)
+    ]
+    assert images[0] == images[1] and (images[1] or not has_matplotlib), label  # the same images, steps
+    mine_curves, their_curves = event_entries(together, "scalars"), event_entries(alone, "scalars")
+    assert sorted(mine_curves) == sorted(their_curves), label
+    for tag, entries in their_curves.items():
+        assert [e.step for e in mine_curves[tag]] == [e.step for e in entries], (label, tag)
+        pairs = zip(mine_curves[tag], entries, strict=True)
+        assert all(abs(a.value - b.value) <= allowed(b.value, tolerance) for a, b in pairs), (label, tag)
 
 
 # A grid that mixes group choices (optimizer, trainer, experiment, hydra/launcher), values of keys that only some
@@ -160,7 +169,6 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
             ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"],
             "callbacks.early_stopping.monitor=train/loss",
         ),
-        (["cv.folds=3"], "cv.folds"),
         (["trainer=ddp_cpu"], "several devices (DDP)"),
         (["model.gradient=autograd"], "model.gradient=autograd"),
         (["trainer.max_steps=5"], "trainer limits batches"),
@@ -186,6 +194,9 @@ def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose
         ["model.pos_weight=balanced", "model.threshold=0.3", "model.tune_threshold=f1"],
         ["epochs=7", "trainer.check_val_every_n_epoch=7"],
         ["seed=2", "data.seed=1"],
+        ["seed=2"],  # its own split and order: its own rows (logreg.together_rows)
+        ["data.seed=3"],
+        ["cv.folds=3"],  # its folds: trials with rows of their own
         ["scheduler=cosine"],
         ["scheduler=step", "model.scheduler.gamma=0.5"],
         ["scheduler=plateau", "model.scheduler.monitor=train/loss"],
@@ -199,22 +210,10 @@ def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tm
 
 
 # Trial folders are named for their overrides (hydra.sweep.subdir): characters JSON escapes among them
-@pytest.mark.parametrize("name", ["check_val=$\\{epochs\\}", 'quote"d', "caf\u00e9", "tab\there", "plain"])
-def test_trials_in_folders_named_with_any_characters_share_a_group(compose, tmp_path, name):
-    from logreg.together_runs import group_key
-
-    folders = [tmp_path / f"0_{name},lr=0.1", tmp_path / f"1_{name},lr=0.2"]
-    keys = [
-        group_key(check_config(compose(f"lr={lr}", run_dir=folder)), folder)
-        for lr, folder in zip((0.1, 0.2), folders, strict=True)
-    ]
-    assert keys[0][0] is not None and keys[0] == keys[1]
-
-
 @pytest.mark.parametrize(
-    "overrides", [["seed=2"], ["data.batch_size=32"], ["trainer.precision=64-true"], ["threads=2"]]
+    "overrides", [["data.batch_size=32"], ["data.val_fraction=0.2"], ["trainer.precision=64-true"], ["threads=2"]]
 )
-def test_trials_with_other_rows_order_or_precision_do_not_share_a_group(compose, tmp_path, overrides):
+def test_trials_with_another_batch_size_split_or_precision_do_not_share_a_group(compose, tmp_path, overrides):
     from logreg.together_runs import group_key
 
     key = group_key(check_config(compose(*overrides)), tmp_path)[0]
@@ -403,6 +402,197 @@ def test_trials_that_stop_early_in_a_group_equal_their_configurations_trained_al
         assert (
             weights(together / "checkpoints" / "last.ckpt") - weights(alone / "checkpoints" / "last.ckpt")
         ).abs().max() <= 1e-6
+
+
+# ------------------------------------------------------------------------------------ trials with rows of their own
+
+
+@pytest.mark.parametrize(
+    "served",
+    [
+        [{"seed": 1}, {"seed": 2}, {"seed": 3, "batch_size": 7}],  # splits that differ, full batch / mini-batches
+        [{"seed": s, "batch_size": 16, "batches_per_step": 3} for s in (1, 2, 5)],  # orders that differ
+        [{"seed": 4, "batch_size": 11, "batches_per_step": 2, "folds": 7, "fold": k} for k in range(7)],  # folds
+        [{"seed": 1, "batch_size": 16, "shuffle": False}, {"seed": 2, "batch_size": 16, "shuffle": False}],
+        [{"seed": 3, "folds": 4, "fold": k, "test_on": "val"} for k in range(4)],
+    ],
+)
+def test_a_group_serves_each_trial_the_rows_its_own_datamodule_serves(tiny_csv, served):
+    from logreg.data import CSVDataModule
+    from logreg.together_rows import GroupRows, TrialRows
+
+    by_size: dict = {}
+    for options in served:  # trials of one group share the batch size: serve each batch size as a group
+        by_size.setdefault(options.get("batch_size"), []).append(options)
+    for members in by_size.values():
+        modules = [CSVDataModule(str(tiny_csv), **options) for options in members]
+        for module in modules:
+            module.load()
+        first = modules[0]
+        rows = GroupRows(
+            torch.from_numpy(first.table.features),
+            torch.from_numpy(first.table.labels),
+            [TrialRows.of(module) for module in modules],
+            first.options.batch_size,
+            first.options.batches_per_step,
+        )
+        rows.to(torch.device("cpu"), torch.float32)
+        for epoch in range(2):
+            rows.start_epoch(epoch)
+            served_rows = [[] for _ in modules]  # per trial, per Lightning step: its (features, labels) mini-batches
+            for step in range(rows.steps):
+                for k in range(len(modules)):
+                    served_rows[k].append([])
+                for batch in rows.minibatches(step):
+                    features, labels, weights = batch.features, batch.labels, batch.weights
+                    for k in range(len(modules)):
+                        n = int(batch.rows[k])
+                        if n == 0:
+                            continue
+                        mine = (features[k], labels[k]) if features.dim() == 3 else (features, labels)
+                        if weights is not None and features.dim() == 2:  # full batch: trial k's rows, by its weight
+                            keep = weights[:, k] > 0
+                            mine = (mine[0][keep], mine[1][keep])
+                        served_rows[k][step].append((mine[0][:n], mine[1][:n]))
+            for k, module in enumerate(modules):
+                loader = module.train_dataloader()
+                loader.sampler.set_epoch(epoch)
+                from logreg.splits import minibatches
+
+                theirs = [list(minibatches(chunk)) for chunk in loader]
+                assert len(theirs) == rows.steps_of(k)
+                mine = [step for step in served_rows[k] if step]
+                assert len(mine) == len(theirs), (k, epoch)
+                for my_step, their_step in zip(mine, theirs, strict=True):
+                    assert len(my_step) == len(their_step)
+                    for (a, y), (b, z) in zip(my_step, their_step, strict=True):
+                        assert torch.equal(a, b) and torch.equal(y, z), (k, epoch)
+        for split in ("val", "test"):
+            held_out = {k: (f, y) for f, y, members in rows.held_out(split) for k in members}
+            for k, module in enumerate(modules):
+                theirs = module.rows(split if split == "val" else module.options.test_on)
+                assert torch.equal(held_out[k][0], theirs[0]) and torch.equal(held_out[k][1], theirs[1])
+
+
+SEED_GRID = [
+    ["lr=0.5", "seed=1"],
+    ["lr=0.5", "seed=2"],
+    ["optimizer=adam", "lr=0.05", "seed=3"],
+    ["lr=0.2", "model.optimizer.momentum=0.9", "model.pos_weight=balanced", "seed=4", "epochs=3"],
+    ["optimizer=adamw", "lr=0.02", "model.tune_threshold=f1", "seed=5"],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "batch_size", "tolerance"), [("32-true", "null", 1e-6), ("64-true", 16, 1e-10)])
+def test_trials_whose_seeds_give_them_other_rows_and_orders_equal_their_configurations_trained_alone(
+    compose, run, tiny_csv, tmp_path, precision, batch_size, tolerance
+):
+    from logreg.together_runs import group_key, train_group, write_trial
+
+    common = [
+        "data=csv",
+        f"data.path={tiny_csv}",
+        f"data.batch_size={batch_size}",
+        "data.batches_per_step=2",
+        f"trainer.precision={precision}",
+        "epochs=5",
+        "callbacks.last_checkpoint.every_seconds=0",
+    ]
+    grid = [[*common, *trial] for trial in SEED_GRID]
+    configs = [
+        check_config(compose(*overrides, run_dir=tmp_path / f"together_{n}")) for n, overrides in enumerate(grid)
+    ]
+    assert len({group_key(cfg, tmp_path / f"together_{n}") for n, cfg in enumerate(configs)}) == 1  # one group
+    assert len({cfg.data.seed for cfg in configs}) == len(grid)  # each its own split and order
+
+    trained = train_group(configs)
+    assert len({tuple(t.datamodule.split_rows("val")) for t in trained}) == len(grid)
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
+        run(*overrides, run_dir=alone)
+        assert_same_run(together, alone, tolerance, overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("precision", "batching", "tolerance"),
+    [
+        ("32-true", ["data.batch_size=null"], 1e-6),
+        ("64-true", ["data.batch_size=11", "data.batches_per_step=2", "model.tune_threshold=f1"], 1e-10),
+    ],
+)
+def test_cross_validation_trained_together_equals_its_folds_trained_one_after_another(
+    run, tiny_csv, tmp_path, capsys, precision, batching, tolerance
+):
+    overrides = ["data=csv", f"data.path={tiny_csv}", f"trainer.precision={precision}", *batching, "epochs=4"]
+    overrides += ["cv.folds=7", "callbacks.last_checkpoint.every_seconds=0"]  # 7 folds: of unequal sizes
+    together = run(*overrides, run_dir=tmp_path / "together")
+    shown_together = capsys.readouterr().out
+    alone = run(*overrides, "cv.together=false", run_dir=tmp_path / "sequence")  # a name as long: the same lines
+    shown_alone = capsys.readouterr().out
+
+    assert sorted(together) == sorted(alone)
+    assert all(abs(together[n] - alone[n]) <= allowed(alone[n], tolerance) for n in alone), (together, alone)
+    for k in range(7):
+        assert_same_run(tmp_path / "together" / f"fold_{k}", tmp_path / "sequence" / f"fold_{k}", tolerance, k)
+    assert shown_together.replace("together", "sequence") == shown_alone  # the same console: a line per fold, a table
+
+
+@pytest.mark.parametrize("overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"]])
+def test_folds_train_one_after_another_where_trials_cannot_train_together(compose, tiny_csv, tmp_path, overrides):
+    from logreg.together_runs import train_folds
+
+    cfg = check_config(compose("data=csv", f"data.path={tiny_csv}", "cv.folds=3", *overrides))
+    assert train_folds(cfg, tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_sweep_with_cv_folds_trains_trials_times_folds_together_as_each_trial_alone(run, tmp_path, tiny_csv):
+    import sys
+
+    common = ["data=csv", f"data.path={tiny_csv}", "epochs=3", "cv.folds=3", "optimized_metric=cv/val/loss"]
+    result = warm.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *common, "lr=0.1,0.5", "seed=1,2"]
+        + [f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Sweep: 4 of 4 trials trained together, in 1 group" in result.stdout  # 4 trials x 3 folds: one run
+    assert len([line for line in result.stdout.splitlines() if line.startswith("trial ")]) == 4
+    trial = next((tmp_path / "sweep").glob("*lr=0.5,seed=2*"))
+    alone = tmp_path / "alone"
+    run(*common, "lr=0.5", "seed=2", "cv.together=false", run_dir=alone)
+    mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (trial, alone))
+    assert sorted(mine) == sorted(theirs)
+    assert all(abs(mine[n] - theirs[n]) <= allowed(theirs[n], 1e-6) for n in theirs), (mine, theirs)
+    for k in range(3):
+        assert_same_run(trial / f"fold_{k}", alone / f"fold_{k}", 1e-6, k)
+
+
+@pytest.mark.slow
+def test_trials_whose_encodings_differ_train_in_groups_of_their_own_and_equal_their_runs_alone(compose, run, tmp_path):
+    from conftest import make_table, write_table
+    from logreg.together_runs import train_group, write_trial
+
+    features, labels = make_table()
+    features[::7, 1] = np.nan  # missing values: each split's training rows give another fill (their mean)
+    csv_path = write_table(tmp_path / "missing.csv", features, labels)
+    grid = [["data=csv", f"data.path={csv_path}", "data.impute=mean", "epochs=3", f"seed={seed}"] for seed in (1, 2)]
+    configs = [check_config(compose(*o, run_dir=tmp_path / f"together_{n}")) for n, o in enumerate(grid)]
+    trained = train_group(configs)
+
+    fills = [t.datamodule.state_dict()["encoding"] for t in trained]
+    assert fills[0] != fills[1]  # two encodings, so two tables: two groups
+    for n, overrides in enumerate(grid):
+        together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
+        write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
+        run(*overrides, run_dir=alone)
+        assert_same_run(together, alone, 1e-6, overrides)
 
 
 # Every scheduler conf/scheduler/* offers (and none), with the optimizers whose step reads the lr in other ways (SGD:

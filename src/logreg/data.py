@@ -135,6 +135,7 @@ class TabularDataModule(L.LightningDataModule):
         self._split_rows: dict[str, np.ndarray] = {}  # row indices of each split into the table
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
         self._streamed: StreamedTable | None = None  # a table streamed from disk (data.stream), never in memory
+        self._read_by: TabularDataModule | None = None  # a DataModule of the same table whose reading this one shares
 
     def read(self) -> Table:
         """Return the whole table, in its source's row order: its feature columns as read (see `logreg.table`)."""
@@ -149,6 +150,13 @@ class TabularDataModule(L.LightningDataModule):
         if self._table is not None and self._dtype is not np.float64:
             raise RuntimeError("keep_float64() after the table was read")
         self._dtype = np.float64
+
+    def share_reading(self, other: TabularDataModule) -> None:
+        """Take the table as `other` (a DataModule of the same file and columns, loaded) read it, instead of reading
+        it again: its split, encoding and scaler are still this one's own; before `load`."""
+        if self._table is not None or other._raw is None:
+            raise RuntimeError("share_reading() before load(), from a DataModule that read its table in memory")
+        self._read_by = other
 
     def use_encoding(self, state: dict) -> None:
         """Encode the features as a trained model did (`Encoding.to_dict`), instead of learning the encoding from
@@ -179,7 +187,7 @@ class TabularDataModule(L.LightningDataModule):
             }
             self._streamed = streamed
             return None
-        table = self.read()
+        table = self._read_by._raw if self._read_by is not None and self._read_by._raw is not None else self.read()
         rows = cut_split(table.labels, self.options, self.folds, self.fold)
         encoding = self._given_encoding or Encoding.fit(
             table.features,
@@ -352,11 +360,16 @@ class TabularDataModule(L.LightningDataModule):
 
     def _sampler(self, split: str, train: bool) -> ShardSampler:
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        return self.sampler(split, train, rank, world_size)
+
+    def sampler(self, split: str, train: bool, rank: int = 0, world_size: int = 1) -> ShardSampler:
+        """The positions into `split`'s rows that process `rank` of `world_size` visits each epoch (its order, for
+        training), as this DataModule's loaders serve them."""
         minibatches = train and self.options.batch_size is not None
         # Mini-batches: the processes share each batch of the epoch's order (DDP gives one process's numbers); full
         # batch and evaluation: each takes a block of rows, as views.
         return ShardSampler(
-            len(self.rows(split)[1]),
+            self.split_size(split),
             minibatches and self.options.shuffle,
             self.options.seed,
             rank,

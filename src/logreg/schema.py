@@ -535,6 +535,8 @@ class CVConfig:
         0, Rule(lambda folds: folds == 0 or folds >= 2, "0 (no cross-validation) or a number of folds >= 2")
     )
     refit: bool = True
+    # the folds train together, as one run, where trials can (hydra/launcher=together's rules); false: one by one
+    together: bool = True
 
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")  # logreg.inference.COV_TYPES

@@ -3,8 +3,11 @@ tensors, and the optimizers' updates written on `(K, F + 1)` tensors after torch
 AdamW, so trial k's numbers are those of config k trained alone (to float rounding: a matrix product sums in another
 order than a matrix-vector product).
 
-Every trial sees the same rows in the same order (the group shares one DataModule): logits `Z = X @ W.T + b` are
-`(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its gradient `R.T @ X`. A trial stops at its own epoch
+Each trial trains on its own rows (`logreg.together_rows.GroupRows`: a fold's, a seed's split and order): where they
+are every trial's, logits `Z = X @ W.T + b` are `(B, K)`, the residuals of trial k's weighted BCE `R[:, k]`, its
+gradient `R.T @ X`; in full batch over rows that differ, a `(rows, K)` 0/1 weight keeps each trial's mean to its own
+rows; in mini-batches in orders that differ, each step gathers `(K, B, F)` rows, each trial's own. Each trial is
+scored on its own validation and test rows, with its own scaler. A trial stops at its own epoch
 count (`epochs`), or where early stopping on a validation metric stops it (`EarlyStop`, Lightning's rule): its
 weights, optimizer state and threshold stop changing, and its results are its last epoch's. A trial whose weights or
 loss stop being finite stops there too, and is reported as diverged. A trial with a learning-rate scheduler holds its
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 from logreg.gradient import BLOCK_ROWS
 from logreg.metrics import choose_threshold, evaluation_metrics
-from logreg.splits import minibatches
+from logreg.together_rows import Batch, GroupRows
 from logreg.together_schedules import TrialSchedule
 
 GROUPABLE_OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -101,7 +104,9 @@ class TogetherModule(L.LightningModule):
     Args:
         settings: the K trials' settings.
         initial: (K, F + 1) each trial's initial weights and bias (its own seeded `nn.Linear(F, 1)`).
-        feature_mean, feature_std: (F,) the shared scaler, folded into the weights as `LogisticRegression` does.
+        rows: the group's table and each trial's rows, and how they are served.
+        feature_mean, feature_std: (K, F) each trial's scaler (of its own training rows), folded into the weights as
+            `LogisticRegression` does.
         monitor, monitor_mode: the metric that picks each trial's best epoch (its best checkpoint), and min / max.
         early_stop: early stopping, applied to each trial on its own (None: none).
     """
@@ -119,6 +124,7 @@ class TogetherModule(L.LightningModule):
         self,
         settings: list[TrialSettings],
         initial: torch.Tensor,
+        rows: GroupRows,
         feature_mean: torch.Tensor,
         feature_std: torch.Tensor,
         monitor: str | None = None,
@@ -128,12 +134,12 @@ class TogetherModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.settings, self.monitor, self.monitor_mode = settings, monitor, monitor_mode
-        self.early_stop = early_stop
+        self.early_stop, self.rows = early_stop, rows
         n_trials, n_features = len(settings), initial.shape[1] - 1
 
         self.register_buffer("theta", initial.clone())  # (K, F + 1): weights, then the bias
-        self.register_buffer("feature_mean", feature_mean.clone())  # (F,)
-        self.register_buffer("feature_std", feature_std.clone())  # (F,)
+        self.register_buffer("feature_mean", feature_mean.clone())  # (K, F)
+        self.register_buffer("feature_std", feature_std.clone())  # (K, F)
         # (K,) as LogisticRegression's float32 `threshold` buffer holds it (and converts it with the module)
         self.register_buffer("threshold", torch.tensor([s.threshold for s in settings], dtype=torch.float32))
         # optimizer state: SGD's momentum buffer, Adam's moments
@@ -149,11 +155,13 @@ class TogetherModule(L.LightningModule):
         self.n_features = n_features
         self._scalars: dict[str, torch.Tensor] = {}  # on_fit_start: the Python-float arithmetic of torch's optimizers
         self._schedules: dict[int, TrialSchedule] = {}  # on_fit_start: trial -> its lr schedule, where it has one
-        self.updates = 0  # optimizer steps so far: every active trial has taken each of them
+        self._uses: dict[str, bool] = {}  # on_fit_start: which parts of the update any trial uses
+        self._identity_scaler = True  # on_fit_start: whether every trial's scaler is the identity
+        self.updates = torch.zeros(n_trials, dtype=torch.int64)  # (K,) each trial's optimizer steps so far
         self.histories = [TrialHistory() for _ in settings]
-        self._epoch_sums: tuple[torch.Tensor, torch.Tensor] | None = None  # (K,) loss sums, (K,) correct counts
-        self._epoch_rows = 0
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # (K,) loss sums, correct counts and rows of the epoch so far
+        self._epoch_sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._held_out: dict[str, list[tuple[torch.Tensor, torch.Tensor, list[int]]]] = {}  # on_fit_start
 
     # ------------------------------------------------------------------------------------------------- the model
 
@@ -164,14 +172,14 @@ class TogetherModule(L.LightningModule):
         return epoch < self.settings[k].epochs and history.diverged_at is None and not stopped
 
     def active(self, epoch: int) -> torch.Tensor:
-        """(K,) whether each trial trains in `epoch`."""
-        return torch.tensor([self.trains(k, epoch) for k in range(len(self.settings))], device=self.theta.device)
+        """(K,) whether each trial trains in `epoch` (on the CPU)."""
+        return torch.tensor([self.trains(k, epoch) for k in range(len(self.settings))])
 
     def folded(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The weights (K, F) and biases (K,) that act on features as given (the scaler folded in)."""
         theta = self.theta if theta is None else theta
         weight = theta[:, : self.n_features] / self.feature_std
-        return weight, theta[:, self.n_features] - weight @ self.feature_mean
+        return weight, theta[:, self.n_features] - (weight * self.feature_mean).sum(1)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, F) -> logits (B, K)"""
@@ -180,69 +188,124 @@ class TogetherModule(L.LightningModule):
 
     # --------------------------------------------------------------------------------------------------- training
 
-    def _gradient(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Loss sums (K,), correct counts (K,) and the gradient (K, F + 1) of each trial's mean loss on the batch."""
-        n_rows = len(labels)
-        if n_rows <= BLOCK_ROWS:
-            loss_sum, correct, grad_weight, grad_bias = self._block(features, labels, 1 / n_rows)
+    def _gradient(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Loss sums (K,), correct counts (K,) and the gradient (K, F + 1) of each trial's mean loss on its rows of
+        the batch (a trial with none: zeros)."""
+        features, labels, weights, rows, scale = batch
+        n_rows = features.shape[-2]
+        if n_rows <= BLOCK_ROWS or features.dim() == 3:
+            loss_sum, correct, grad_weight, grad_bias = self._block(features, labels, weights, scale)
         else:  # as logreg.gradient: sums over cache-sized blocks, divided once at the end
             parts = [
-                self._block(features[start : start + BLOCK_ROWS], labels[start : start + BLOCK_ROWS], 1.0)
+                self._block(
+                    features[start : start + BLOCK_ROWS],
+                    labels[start : start + BLOCK_ROWS],
+                    None if weights is None else weights[start : start + BLOCK_ROWS],
+                    None,
+                )
                 for start in range(0, n_rows, BLOCK_ROWS)
             ]
             loss_sum, correct, grad_weight, grad_bias = (torch.stack(p).sum(0) for p in zip(*parts, strict=True))
-            grad_weight, grad_bias = grad_weight / n_rows, grad_bias / n_rows
-        if not bool((self.feature_mean == 0).all() and (self.feature_std == 1).all()):  # chain rule through the scaler
+            divisor = rows.to(device=features.device, dtype=self.theta.dtype).clamp(min=1)
+            grad_weight, grad_bias = grad_weight / divisor[:, None], grad_bias / divisor
+        if not self._identity_scaler:  # the chain rule through the scaler
             grad_weight = (grad_weight - grad_bias[:, None] * self.feature_mean) / self.feature_std
         return loss_sum, correct, torch.cat([grad_weight, grad_bias[:, None]], dim=1)
 
-    def _block(self, rows: torch.Tensor, labels: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
+    def _block(
+        self, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, scale: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
+        """features (n, F) and labels (n,) every trial's, or (K, n, F) and (K, n) each trial's own; weights (n, K)
+        0/1 or None (all 1); `scale` (K,) multiplies the residuals (None: 1)."""
         weight, bias = self.folded()
-        logits = torch.addmm(bias, rows, weight.T)  # (n, K)
+        gathered = features.dim() == 3
+        if gathered:  # (K, n, F) @ (K, F, 1): each trial's logits on its own rows, as (n, K)
+            logits = torch.baddbmm(bias.view(-1, 1, 1), features, weight.unsqueeze(2)).squeeze(2).T
+            targets = labels.T  # (n, K)
+        else:
+            logits = torch.addmm(bias, features, weight.T)  # (n, K)
+            targets = labels[:, None]  # (n, 1)
         probs = torch.sigmoid(logits)
-        targets = labels[:, None]  # (n, 1)
         residuals = (1 - targets) * probs - targets * self.pos_weight * (1 - probs)  # = probs - y where c = 1
-        loss_sum = (F.softplus(logits) * (1 + (self.pos_weight - 1) * targets)).sum(0) - self.pos_weight * (
-            labels @ logits
-        )
-        correct = ((probs >= self.threshold) == targets.bool()).sum(0)
-        if scale != 1.0:
-            residuals.mul_(scale)
-        return loss_sum, correct, residuals.T @ rows, residuals.sum(0)
+        hits = (probs >= self.threshold) == targets.bool()
+        class_weights = 1 + (self.pos_weight - 1) * targets
+        if weights is None:
+            label_logits = (targets * logits).sum(0) if gathered else labels @ logits  # (K,)
+            loss_sum = (F.softplus(logits) * class_weights).sum(0) - self.pos_weight * label_logits
+            correct = hits.sum(0)
+        else:
+            loss_sum = (F.softplus(logits) * class_weights * weights).sum(0) - self.pos_weight * (
+                targets * weights * logits
+            ).sum(0)
+            correct = (hits & (weights > 0)).sum(0)
+            residuals = residuals * weights
+        if scale is not None:
+            residuals = residuals * scale
+        if gathered:
+            grad_weight = torch.bmm(residuals.T.unsqueeze(1), features).squeeze(1)  # (K, F)
+        else:
+            grad_weight = residuals.T @ features
+        return loss_sum, correct, grad_weight, residuals.sum(0)
 
     def _step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
-        """One optimizer step of every active trial, as torch's single-tensor SGD / Adam / AdamW takes it: the same
-        operations in the same order, with the scalars torch computes in Python (double) computed in double here."""
-        theta, rows, scalars = self.theta, active.view(-1, 1), self._scalars
-        first = self.updates == 0
-        self.updates += 1
-        # SGD: grad.add(param, alpha=wd); buf = grad.clone() at the first step, else buf * momentum + grad; nesterov:
-        # grad + momentum * buf; param.add_(grad, alpha=-lr)
-        sgd_grad = grad + self.weight_decay * theta
-        buffer = sgd_grad.clone() if first else self.momentum_buffer * self.momentum + sgd_grad
-        direction = torch.where(self.nesterov, sgd_grad + self.momentum * buffer, buffer)
-        direction = torch.where(self.uses_momentum, direction, sgd_grad)
-        sgd_theta = theta + -self.lr * direction
-        # Adam / AdamW: decay (coupled: into the gradient; decoupled: param.mul_(1 - lr * wd)), exp_avg.lerp_(grad,
-        # 1 - beta1), exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), bias corrections,
-        # denom = sqrt(v) / sqrt(bc2) + eps, param.addcdiv_(exp_avg, denom, value=-lr / bc1)
-        decayed = torch.where(self.decoupled, theta * scalars["decay_factor"], theta)
-        adam_grad = torch.where(self.decoupled, grad, grad + self.weight_decay * theta)
-        exp_avg = torch.lerp(self.exp_avg, adam_grad, scalars["one_minus_beta1"])
-        exp_avg_sq = self.exp_avg_sq * self.beta2 + scalars["one_minus_beta2"] * adam_grad * adam_grad
-        step = float(self.updates)
-        step_size = (scalars["lr"] / (1 - scalars["beta1"] ** step)).to(theta)
-        bias_correction2_sqrt = ((1 - scalars["beta2"] ** step) ** 0.5).to(theta)
-        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
-        adam_theta = decayed + -step_size * exp_avg / denom
+        """One optimizer step of every active trial (`active` (K,) on the CPU), as torch's single-tensor SGD / Adam /
+        AdamW takes it: the same operations in the same order, with the scalars torch computes in Python (double)
+        computed in double here. What no trial of the group uses is skipped (adding a zero decay changes nothing)."""
+        theta, scalars, uses = self.theta, self._scalars, self._uses
+        every = bool(active.all())
+        rows = active.view(-1, 1).to(theta.device)
+        first = (self.updates == 0).view(-1, 1).to(theta.device)
+        self.updates += active.long()
         is_sgd = self.is_sgd
-        self.theta = torch.where(rows, torch.where(is_sgd, sgd_theta, adam_theta), theta)
-        self.momentum_buffer = torch.where(rows & is_sgd, buffer, self.momentum_buffer)
-        self.exp_avg = torch.where(rows & ~is_sgd, exp_avg, self.exp_avg)
-        self.exp_avg_sq = torch.where(rows & ~is_sgd, exp_avg_sq, self.exp_avg_sq)
+        sgd_theta = adam_theta = buffer = exp_avg = exp_avg_sq = theta
+        if uses["sgd"]:
+            # SGD: grad.add(param, alpha=wd); buf = grad.clone() at the first step, else buf * momentum + grad;
+            # nesterov: grad + momentum * buf; param.add_(grad, alpha=-lr)
+            sgd_grad = grad + self.weight_decay * theta if uses["decay"] else grad
+            direction = sgd_grad
+            if uses["momentum"]:
+                buffer = torch.where(first, sgd_grad, self.momentum_buffer * self.momentum + sgd_grad)
+                direction = torch.where(self.nesterov, sgd_grad + self.momentum * buffer, buffer)
+                direction = torch.where(self.uses_momentum, direction, sgd_grad)
+            sgd_theta = theta + -self.lr * direction
+        if uses["adam"]:
+            # Adam / AdamW: decay (coupled: into the gradient; decoupled: param.mul_(1 - lr * wd)), exp_avg.lerp_(grad,
+            # 1 - beta1), exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), bias corrections,
+            # denom = sqrt(v) / sqrt(bc2) + eps, param.addcdiv_(exp_avg, denom, value=-lr / bc1)
+            decayed, adam_grad = theta, grad
+            if uses["decay"]:
+                decayed = torch.where(self.decoupled, theta * scalars["decay_factor"], theta)
+                adam_grad = torch.where(self.decoupled, grad, grad + self.weight_decay * theta)
+            exp_avg = torch.lerp(self.exp_avg, adam_grad, scalars["one_minus_beta1"])
+            exp_avg_sq = self.exp_avg_sq * self.beta2 + scalars["one_minus_beta2"] * adam_grad * adam_grad
+            step = self.updates.double().view(-1, 1)  # each trial's own count (the inactive ones' are not used)
+            step_size = (scalars["lr"] / (1 - scalars["beta1"] ** step)).to(theta)
+            bias_correction2_sqrt = ((1 - scalars["beta2"] ** step) ** 0.5).to(theta)
+            denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
+            adam_theta = decayed + -step_size * exp_avg / denom
+        if uses["sgd"] and uses["adam"]:
+            updated = torch.where(is_sgd, sgd_theta, adam_theta)
+        else:
+            updated = sgd_theta if uses["sgd"] else adam_theta
+        # in place (the buffers stay the module's): a trial that does not step keeps its numbers
+        theta.copy_(updated if every else torch.where(rows, updated, theta))
+        if uses["momentum"]:
+            self.momentum_buffer.copy_(torch.where(rows & is_sgd, buffer, self.momentum_buffer))
+        if uses["adam"]:
+            self.exp_avg.copy_(torch.where(rows & ~is_sgd, exp_avg, self.exp_avg))
+            self.exp_avg_sq.copy_(torch.where(rows & ~is_sgd, exp_avg_sq, self.exp_avg_sq))
 
     def on_fit_start(self) -> None:
         device, dtype = self.theta.device, self.theta.dtype
+        self.rows.to(device, dtype)
+        self._held_out = {split: self.rows.held_out(split) for split in ("val", "test")}
+        self._identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
+        self._uses = {
+            "sgd": any(s.optimizer == "sgd" for s in self.settings),
+            "adam": any(s.optimizer != "sgd" for s in self.settings),
+            "momentum": any(s.optimizer == "sgd" and s.momentum != 0 for s in self.settings),
+            "decay": any(s.weight_decay != 0 for s in self.settings),
+        }
         for name in ("is_sgd", "decoupled", "uses_momentum", "nesterov"):
             setattr(self, name, getattr(self, name).to(device))
 
@@ -288,30 +351,39 @@ class TogetherModule(L.LightningModule):
                 schedule.step(logged)
         self._set_lrs([self._schedules[k].lr if k in self._schedules else s.lr for k, s in enumerate(self.settings)])
 
-    def training_step(self, chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], index: int) -> None:
+    def train_dataloader(self) -> range:
+        return range(self.rows.steps)  # the step's number: `rows` serves each trial's mini-batches of that step
+
+    def val_dataloader(self) -> list[int]:
+        return [0] if any(len(trial.val) for trial in self.rows.trials) else []  # one step: all validation rows
+
+    def on_train_epoch_start(self) -> None:
+        self.rows.start_epoch(self.current_epoch)
+
+    def training_step(self, step: int, index: int) -> None:
         if self._epoch_sums is None:
-            n_trials = len(self.settings)
+            n_trials, device = len(self.settings), self.theta.device
             self._epoch_sums = (
-                torch.zeros(n_trials, dtype=self.theta.dtype, device=self.theta.device),
-                torch.zeros(n_trials, dtype=torch.int64, device=self.theta.device),
+                torch.zeros(n_trials, dtype=self.theta.dtype, device=device),
+                torch.zeros(n_trials, dtype=torch.int64, device=device),
+                torch.zeros(n_trials, dtype=torch.int64),
             )
-            self._epoch_rows = 0
-        loss_sum, correct = self._epoch_sums
+        loss_sum, correct, epoch_rows = self._epoch_sums
         active = self.active(self.current_epoch)
-        for features, labels in minibatches(chunk):
-            batch_loss, batch_correct, grad = self._gradient(features, labels)
+        for batch in self.rows.minibatches(int(step)):
+            batch_loss, batch_correct, grad = self._gradient(batch)
             loss_sum.add_(batch_loss)
             correct.add_(batch_correct)
-            self._step(grad, active)
-        self._epoch_rows += len(chunk[1]) if chunk[2] is None else len(chunk[2])
+            epoch_rows.add_(batch.rows)
+            self._step(grad, active & (batch.rows > 0))
 
     def on_train_epoch_end(self) -> None:
         if self._epoch_sums is None:
             return
-        epoch, step = self.current_epoch, self._log_step()
-        loss_sum, correct = self._epoch_sums
+        epoch = self.current_epoch
+        loss_sum, correct, epoch_rows = self._epoch_sums
         self._epoch_sums = None
-        rows = torch.tensor(self._epoch_rows).to(loss_sum)
+        rows = epoch_rows.to(loss_sum)
         losses, accuracies = loss_sum / rows, correct.to(loss_sum.dtype) / rows
         finite = torch.isfinite(self.theta).all(1) & torch.isfinite(loss_sum)
         for k, history in enumerate(self.histories):
@@ -321,50 +393,52 @@ class TogetherModule(L.LightningModule):
                 history.diverged_at = epoch
                 continue
             history.last_train = {"train/loss": losses[k].item(), "train/acc": accuracies[k].item()}
-            history.updates, history.last_epoch = self.updates, epoch
-            history.logs.append((step, epoch, dict(history.last_train)))
+            history.updates, history.last_epoch = int(self.updates[k]), epoch
+            history.logs.append((self.log_step(k), epoch, dict(history.last_train)))
         self._step_schedules(epoch)
 
-    def _log_step(self) -> int:
-        """The step Lightning logs an epoch's metrics at (training and validation): its last Lightning step's."""
-        return (self.current_epoch + 1) * int(self.trainer.num_training_batches) - 1
+    def log_step(self, k: int, epoch: int | None = None) -> int:
+        """The step trial k's own run logs an epoch's metrics at (training and validation): its last Lightning step
+        of that epoch (its own loader's steps)."""
+        epoch = self.current_epoch if epoch is None else epoch
+        return (epoch + 1) * self.rows.steps_of(k) - 1
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
-        self._val.append(batch)
+    def validation_step(self, batch: int, index: int) -> None:
+        pass  # every trial is scored on its own rows at the epoch's end
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        features, labels = (torch.cat(parts) for parts in zip(*self._val, strict=True))  # (N, F), (N,)
-        self._val = []
         weight, bias = self.folded()
-        labels = labels.to(weight.dtype)
-        epoch, step = self.current_epoch, self._log_step()
-        for k, (settings, history) in enumerate(zip(self.settings, self.histories, strict=True)):
-            every = settings.check_val_every_n_epoch
-            due = every is not None and (epoch + 1) % every == 0
-            if not due or not self.trains(k, epoch):
-                continue
-            if not bool(torch.isfinite(self.theta[k]).all()):
-                history.diverged_at = epoch
-                continue
-            trial_logits = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1])
-            logged: dict[str, float] = {}
-            if settings.tune_threshold:
-                chosen = choose_threshold(
-                    torch.sigmoid(trial_logits), labels, settings.tune_threshold, settings.cost_ratio
-                )
-                self.threshold[k] = chosen
-                logged["threshold"] = float(torch.tensor(chosen, dtype=torch.float32))  # as Lightning logs a float
-            metrics = evaluation_metrics(trial_logits, labels, float(self.threshold[k]))
-            logged |= {f"val/{name}": value.item() for name, value in metrics.items()}
-            history.last_val = logged
-            history.logs.append((step, epoch, logged))
-            history.outputs["val"] = (torch.sigmoid(trial_logits).detach().cpu(), labels.detach().cpu())
-            if self.monitor in logged:
-                self._keep_if_best(history, logged[self.monitor], epoch, k)
-            if self.early_stop is not None:
-                self.early_stop.update(history, metrics[self.early_stop.monitor.removeprefix("val/")], epoch)
+        epoch = self.current_epoch
+        for features, labels, members in self._held_out.get("val", []):
+            for k in members:
+                self._validate(k, epoch, features, labels, weight, bias)
+
+    def _validate(
+        self, k: int, epoch: int, features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    ) -> None:
+        settings, history = self.settings[k], self.histories[k]
+        every = settings.check_val_every_n_epoch
+        due = every is not None and (epoch + 1) % every == 0
+        if not due or not self.trains(k, epoch):
+            return
+        if not bool(torch.isfinite(self.theta[k]).all()):
+            history.diverged_at = epoch
+            return
+        trial_logits = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1])
+        logged: dict[str, float] = {}
+        if settings.tune_threshold:
+            chosen = choose_threshold(torch.sigmoid(trial_logits), labels, settings.tune_threshold, settings.cost_ratio)
+            self.threshold[k] = chosen
+            logged["threshold"] = float(torch.tensor(chosen, dtype=torch.float32))  # as Lightning logs a float
+        metrics = evaluation_metrics(trial_logits, labels, float(self.threshold[k]))
+        logged |= {f"val/{name}": value.item() for name, value in metrics.items()}
+        history.last_val = logged
+        history.logs.append((self.log_step(k), epoch, logged))
+        history.outputs["val"] = (torch.sigmoid(trial_logits).detach().cpu(), labels.detach().cpu())
+        if self.monitor in logged:
+            self._keep_if_best(history, logged[self.monitor], epoch, k)
+        if self.early_stop is not None:
+            self.early_stop.update(history, metrics[self.early_stop.monitor.removeprefix("val/")], epoch)
 
     @staticmethod
     def _held_out_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -379,7 +453,7 @@ class TogetherModule(L.LightningModule):
             better = score < best if self.monitor_mode == "min" else score > best
             if not better:
                 return
-        history.best = (score, epoch, self.updates, self.theta[k].detach().clone(), float(self.threshold[k]))
+        history.best = (score, epoch, int(self.updates[k]), self.theta[k].detach().clone(), float(self.threshold[k]))
 
     def configure_optimizers(self) -> Any:
         return None  # the module takes its own steps (_step)
@@ -392,8 +466,13 @@ class TogetherModule(L.LightningModule):
         theta = self.theta[k].detach()
         return theta[: self.n_features].view(1, -1), theta[self.n_features :].clone(), float(self.threshold[k])
 
-    def test_metrics(self, k: int, features: torch.Tensor, labels: torch.Tensor, prefix: str) -> dict[str, float]:
-        """Trial k's metrics on held-out rows, as its own `trainer.test` logs them."""
+    def tested(self, k: int) -> bool:
+        """Whether trial k has test rows (`test_on`'s) to score."""
+        return any(k in members for _, _, members in self._held_out.get("test", []))
+
+    def test_metrics(self, k: int, prefix: str = "test") -> dict[str, float]:
+        """Trial k's metrics on its test rows, as its own `trainer.test` logs them."""
+        features, labels = next((f, y) for f, y, members in self._held_out["test"] if k in members)
         weight, bias = self.folded()
         logits = self._held_out_logits(features, weight[k : k + 1], bias[k : k + 1])
         labels = labels.to(logits.dtype)

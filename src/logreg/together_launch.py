@@ -109,19 +109,28 @@ def launch(
     groups, alone, typed = plan(jobs, train_together)
     if len(jobs) > 1:  # a batch of one (Optuna's n_jobs=1) has nothing to train with
         line(summary_line(groups, alone, len(jobs)))
-    trained: dict[int, Any] = {}
+    trained: dict[int, list[Any]] = {}  # each job's trial, or its folds
     if groups:
         from logreg.together_runs import train_group
+        from logreg.training import fold_changes
 
         for members in groups:
+            # a job with cv.folds=K is K trials of the group, one per fold (each with its own rows)
+            owners, changes = [], []
+            for position in members:
+                folds = typed[position].cv.folds
+                parts = fold_changes(folds) if folds >= 2 else [{}]
+                owners += [position] * len(parts)
+                changes += parts
             with as_job(jobs[members[0]]):
                 try:
-                    results = train_group([typed[position] for position in members])
+                    results = train_group([typed[position] for position in owners], changes)
                 except Exception as error:  # a user error (the data, say): each job meets it again, alone
                     if find_user_error(error) is None:
                         raise
                     continue
-            trained.update(zip(members, results, strict=True))
+            for position, result in zip(owners, results, strict=True):
+                trained.setdefault(position, []).append(result)
     runs = []
     from logreg.together_runs import trial_task
 

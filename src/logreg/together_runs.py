@@ -2,10 +2,11 @@
 outputs from it as its own run would have (metrics.json, TensorBoard events, coefficients.csv, inference.json,
 checkpoints).
 
-Trials train together when they share their rows, their order and everything else but the settings in
-`logreg.together.TrialSettings`: the same data config (its seed included: the seed cuts the split and orders the
-batches), trainer, logger, callbacks, threads and monitor. `group_key` says what a trial shares, or why it cannot
-train with others (L-BFGS, early stopping on a training metric, cross-validation, resuming, DDP, ...):
+Trials train together when they share their table and everything else but the settings in
+`logreg.together.TrialSettings` and their rows: the same data config (but its seed, which cuts each trial's split and
+orders its batches: `logreg.together_rows`), trainer, logger, callbacks, threads and monitor. A fold of
+cross-validation is a trial with its own rows too (`train_group`'s `changes`). `group_key` says what a trial shares,
+or why it cannot train with others (L-BFGS, early stopping on a training metric, resuming, DDP, ...):
 those run alone, as always.
 """
 
@@ -22,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from logreg.data import TabularDataModule
-from logreg.errors import TrainingDiverged, one_line_errors
+from logreg.data_report import write_data_report
+from logreg.errors import ConfigError, TrainingDiverged, one_line_errors
+from logreg.intervals import RECORD_KEY, checkpoint_record
 from logreg.metric_names import metric_mode, objective_values
 from logreg.model import LogisticRegression
 from logreg.pruning import REPORT_TO_TRIAL, prunes, report_epochs
@@ -43,7 +47,8 @@ from logreg.schema import (
 )
 from logreg.sweep import trial_line
 from logreg.together import GROUPABLE_OPTIMIZERS, EarlyStop, TogetherModule, TrialHistory, TrialSettings, stack_initial
-from logreg.training import build_datamodule, build_logger, build_model, hyperparameters, plain
+from logreg.together_rows import GroupRows, TrialRows
+from logreg.training import build_datamodule, build_logger, build_model, fold_changes, hyperparameters, moved, plain
 
 # Trainer keys a group shares by construction or that only change how a run is shown: any other key must be at its
 # schema default for a trial to train with others.
@@ -74,6 +79,11 @@ CALLBACKS_ALLOWED = {
     REPORT_TO_TRIAL,  # with no pruner: the trial's values are reported once it has trained (`report_epochs`)
 }
 LOGGERS_ALLOWED = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger"}
+
+
+class CannotTrainTogether(ConfigError):
+    """Trials that `group_key` let share a group, but whose table streams from disk (data.stream): a group serves
+    its trials' rows from a table in memory. Each trains alone."""
 
 
 def early_stop(callback: Any) -> EarlyStop:
@@ -118,8 +128,8 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         return None, "amsgrad or dampening"
     if cfg.model.gradient != "analytic":
         return None, f"model.gradient={cfg.model.gradient}"
-    if cfg.cv.folds >= 2:
-        return None, "cv.folds"
+    if cfg.cv.folds >= 2 and not cfg.cv.together:
+        return None, "cv.together=false"
     if cfg.ckpt_path:
         return None, "ckpt_path (resuming)"
     trainer = cfg.trainer
@@ -155,7 +165,7 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
         if value_of(callback, "histograms"):
             return None, f"callbacks.{name}.histograms"
     shared = {
-        "data": plain(cfg.data),
+        "data": {k: v for k, v in plain(cfg.data).items() if k != "seed"},  # a trial's own rows: logreg.together_rows
         "trainer": {k: v for k, v in plain(trainer).items() if k not in ("max_epochs", "check_val_every_n_epoch")},
         "model": {k: v for k, v in plain(cfg.model).items() if k in ("_target_", "gradient")},
         "logger": plain(cfg.logger) if cfg.logger else None,
@@ -181,16 +191,55 @@ class TrainedTrial:
     steps_per_epoch: int
 
 
-def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
-    """Train the trials of one group (configs that `group_key` gave the same key) as one Lightning run."""
+def train_group(configs: list[TrainConfig], changes: list[dict[str, Any]] | None = None) -> list[TrainedTrial]:
+    """Train the trials of one group (configs that `group_key` gave the same key) as one Lightning run; `changes`:
+    each trial's changes to its DataModule (a fold of cross-validation: folds, fold, test_on). Each trial has its own
+    DataModule (its split, scaler and class weight), all sharing one reading of the table; trials whose encoded
+    tables differ (an encoding learned from other training rows) train as groups of their own."""
     quiet_third_parties()
+    changes = changes or [{} for _ in configs]
+    if configs[0].threads:
+        torch.set_num_threads(configs[0].threads)
+    datamodules = [build_datamodule(configs[0], **changes[0])]
+    if datamodules[0].streams:
+        raise CannotTrainTogether("data.stream: a streamed table trains one trial at a time")
+    for cfg, change in zip(configs[1:], changes[1:], strict=True):
+        datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], **change))
+    tables: dict[int, list[int]] = {}  # the trials of each distinct encoded table
+    for k, datamodule in enumerate(datamodules):
+        same = next((t for t, members in tables.items() if _same_table(datamodules[members[0]], datamodule)), k)
+        tables.setdefault(same, []).append(k)
+    trained: dict[int, TrainedTrial] = {}
+    for members in tables.values():
+        results = _train_together([configs[k] for k in members], [datamodules[k] for k in members])
+        trained.update(zip(members, results, strict=True))
+    return [trained[k] for k in range(len(configs))]
+
+
+def train_folds(cfg: TrainConfig, run_dir: str | Path) -> list[TrainedTrial] | None:
+    """cv.folds=K's K folds trained together (trials with their own training and validation rows), or None where
+    `cfg` cannot train with others (`group_key`): then they train one after another."""
+    if group_key(cfg, run_dir)[0] is None:
+        return None
+    changes = fold_changes(cfg.cv.folds)
+    try:
+        return train_group([cfg] * len(changes), changes)
+    except CannotTrainTogether:
+        return None
+
+
+def _same_table(first: TabularDataModule, other: TabularDataModule) -> bool:
+    mine, theirs = first.table, other.table
+    return mine is theirs or (
+        mine.feature_names == theirs.feature_names and np.array_equal(mine.features, theirs.features)
+    )
+
+
+def _train_together(configs: list[TrainConfig], datamodules: list[TabularDataModule]) -> list[TrainedTrial]:
     first = configs[0]
-    if first.threads:
-        torch.set_num_threads(first.threads)
-    datamodule = build_datamodule(first)
     models = []
-    for cfg in configs:  # each trial's own initial weights: its seed, then its model, as `fit_and_test` does
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    for cfg, datamodule in zip(configs, datamodules, strict=True):  # each trial's own initial weights: its seed,
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # then its model, as `fit_and_test` does
         models.append(build_model(cfg, datamodule))
     settings = [  # pos_weight resolved (balanced: the training rows' ratio), the scheduler typed, as the model has them
         TrialSettings(
@@ -202,11 +251,21 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
         )
         for cfg, model in zip(configs, models, strict=True)
     ]
+    table = datamodules[0].table
+    options = datamodules[0].options
+    rows = GroupRows(
+        torch.from_numpy(table.features),
+        torch.from_numpy(table.labels),
+        [TrialRows.of(datamodule, tested=not datamodule.folds) for datamodule in datamodules],
+        options.batch_size,
+        options.batches_per_step,
+    )
     module = TogetherModule(
         settings,
         stack_initial([m.linear.weight for m in models], [m.linear.bias for m in models]),
-        models[0].feature_mean,
-        models[0].feature_std,
+        rows,
+        torch.stack([m.feature_mean for m in models]),
+        torch.stack([m.feature_std for m in models]),
         monitor=first.monitor,
         monitor_mode=metric_mode(first.monitor),
         early_stop=next(
@@ -228,19 +287,17 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=None if datamodule.has_rows("val") else 0,
+        limit_val_batches=None if any(d.has_rows("val") for d in datamodules) else 0,
     )
     logging.disable(logging.INFO)  # Lightning's availability lines and tips, once per group: not any trial's own
     try:
         trainer = L.Trainer(**trainer_options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")  # by design
-            trainer.fit(module, datamodule=datamodule)
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")  # its loaders are ranges
+            trainer.fit(module)
     finally:
         logging.disable(logging.NOTSET)
-    steps_per_epoch = len(trainer.train_dataloader) if trainer.train_dataloader is not None else 1
-    test_on = datamodule.options.test_on
-    test_rows = datamodule.rows(test_on) if datamodule.has_rows(test_on) else None
     trained = []
     for k, (model, history) in enumerate(zip(models, module.histories, strict=True)):
         weight, bias, threshold = module.trial_state(k)
@@ -250,9 +307,9 @@ def train_group(configs: list[TrainConfig]) -> list[TrainedTrial]:
             model.linear.bias.copy_(bias.cpu())
             model.threshold.fill_(threshold)
         metrics = {**history.last_train, **history.last_val}
-        if test_rows is not None and history.diverged_at is None:
-            metrics |= module.test_metrics(k, *test_rows, "test")
-        trained.append(TrainedTrial(model, datamodule, history, dict(sorted(metrics.items())), steps_per_epoch))
+        if module.tested(k) and history.diverged_at is None:
+            metrics |= module.test_metrics(k, "test")
+        trained.append(TrainedTrial(model, datamodules[k], history, dict(sorted(metrics.items())), rows.steps_of(k)))
     return trained
 
 
@@ -288,9 +345,10 @@ def trial_checkpoint(
     }
 
 
-def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
-    """Everything the trial's own run would have left in its folder, from its share of the group's run; returns its
-    final metrics. Raises TrainingDiverged, as its own run would have, for a trial that diverged."""
+def write_trial(cfg: TrainConfig, trial: TrainedTrial, folder: Path | None = None) -> dict[str, float]:
+    """Everything the trial's own run would have left in its folder (the run folder, or `folder` inside it: a
+    fold's), from its share of the group's run; returns its final metrics. Raises TrainingDiverged, as its own run
+    would have, for a trial that diverged."""
     from logreg.checkpoints import AtomicCheckpointIO
 
     history = trial.history
@@ -303,7 +361,8 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
             "It trained together with other trials, so no checkpoint of an earlier epoch was kept"
         )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    logger = build_logger(cfg, run_dir, run_dir)
+    folder = folder or run_dir
+    logger = build_logger(cfg, run_dir, folder)
     loggers = [logger] if logger else []
     for logged in loggers:
         for step, epoch, values in history.logs:
@@ -321,12 +380,13 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
                     [(epoch, values[metric]) for _, epoch, values in history.logs if metric in values], metric
                 )
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
-    for callback in cfg.callbacks.values():
+    last = None
+    for callback in (moved(c, run_dir, folder) for c in cfg.callbacks.values() if c is not None):
         # by target, as group_key allows them: a schema-typed callback or a plain mapping with that _target_
         target = value_of(callback, "_target_")
         if target == "logreg.callbacks.LastCheckpoint":
-            path = Path(value_of(callback, "dirpath")) / f"{value_of(callback, 'filename')}.ckpt"
-            checkpoint_io.save_checkpoint(trial_checkpoint(trial, history.last_epoch, history.updates), path)
+            last = Path(value_of(callback, "dirpath")) / f"{value_of(callback, 'filename')}.ckpt"
+            checkpoint_io.save_checkpoint(trial_checkpoint(trial, history.last_epoch, history.updates), last)
         elif target == "lightning.pytorch.callbacks.ModelCheckpoint" and history.best is not None:
             score, epoch, step, theta, threshold = history.best
             saver = instantiate(callback)
@@ -335,7 +395,11 @@ def write_trial(cfg: TrainConfig, trial: TrainedTrial) -> dict[str, float]:
             checkpoint_io.save_checkpoint(trial_checkpoint(trial, epoch, step, (theta, threshold)), name)
     metrics = trial.metrics
     record_run(loggers, hyperparameters(cfg, trial.model, trial.datamodule), metrics)
-    report(metrics, run_dir, trial.model, trial.datamodule, show=False)
+    write_data_report(trial.datamodule.data_report(), folder, loggers)
+    inference = cfg.inference
+    fit = report(metrics, folder, trial.model, trial.datamodule, inference.cov_type, inference.cluster, show=False)
+    if fit is not None and last is not None:  # predict.py's intervals, as `fit_and_test` records them
+        checkpoint_io.amend(last, {RECORD_KEY: checkpoint_record(fit, inference.cov_type)})
     return metrics
 
 
@@ -364,16 +428,22 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
 
 
 def trial_task(
-    trial: TrainedTrial, cfg: TrainConfig, line: Callable[[str], None]
+    trials: list[TrainedTrial], cfg: TrainConfig, line: Callable[[str], None]
 ) -> Callable[[Any], float | list[float]]:
     """The task function Hydra's run_job calls for a trial trained in a group (`cfg`: its config, checked and typed
-    before the group trained): it writes the trial's outputs, prints one line, and returns the metric the sweeper
-    optimizes."""
+    before the group trained; `trials`: its share of the group, or its folds' with cv.folds): it writes the trial's
+    outputs (with cv.folds: its folds', their cv/* metrics and the refit, trained now), prints one line, and returns
+    the metric the sweeper optimizes."""
     optimized_metric = cfg.optimized_metric
 
     @one_line_errors
     def task(job: DictConfig) -> float | list[float]:  # the same config, as Hydra's node
-        metrics = write_trial(cfg, trial)
+        if cfg.cv.folds >= 2:
+            from logreg.training import cross_validate
+
+            metrics = cross_validate(cfg, Path(HydraConfig.get().runtime.output_dir), show=False, trained=trials)
+        else:
+            metrics = write_trial(cfg, trials[0])
         line(trial_line(metrics, optimized_metric))
         return objective_values(metrics, optimized_metric)
 

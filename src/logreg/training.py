@@ -117,16 +117,30 @@ def fit_and_test(
     return metrics
 
 
-def cross_validate(cfg: TrainConfig, run_dir: Path, show: bool = True) -> dict[str, float]:
+def cross_validate(
+    cfg: TrainConfig, run_dir: Path, show: bool = True, trained: list[Any] | None = None
+) -> dict[str, float]:
     """cv.folds models, one per fold, then (cv.refit) one on every non-test row; the folds' mean and spread of every
     validation metric, as cv/val/<name> and cv/val/<name>_std. Each model prints one line as it ends (where `show`)
-    and its tables into its folder; the run ends with one table of them all."""
+    and its tables into its folder; the run ends with one table of them all.
+
+    The folds train together, as one run (`logreg.together_runs.train_folds`: a fold is a trial with its own rows),
+    where the config lets trials train together (`group_key`, `cv.together`; else one after another); `trained`: the
+    folds (`logreg.together_runs.TrainedTrial`) already trained together, with other trials of a sweep."""
     folds, announce = cfg.cv.folds, show and process_rank() == 0
+    if trained is None:
+        from logreg.together_runs import train_folds
+
+        trained = train_folds(cfg, run_dir)
     per_fold = []
-    for k in range(folds):
+    for k, changes in enumerate(fold_changes(folds)):
         folder = run_dir / f"fold_{k}"
-        # test_on=val: the rows a fold is scored on, which eval.py scores again by default from its checkpoint
-        per_fold.append(fit_and_test(cfg, run_dir, folder, show=False, folds=folds, fold=k, test_on="val"))
+        if trained is not None:  # the folds trained together: each written as its own run would have written it
+            from logreg.together_runs import write_trial
+
+            per_fold.append(write_trial(cfg, trained[k], folder))
+        else:
+            per_fold.append(fit_and_test(cfg, run_dir, folder, show=False, **changes))
         if announce:
             print(f"fold {k} of {folds}: {metric_line(per_fold[-1], ['val/loss', 'val/acc', 'val/auroc'])}  ({folder})")
     metrics: dict[str, float] = {}
@@ -150,6 +164,12 @@ def cross_validate(cfg: TrainConfig, run_dir: Path, show: bool = True) -> dict[s
     return metrics
 
 
+def fold_changes(folds: int) -> list[dict[str, Any]]:
+    """Each fold's changes to the DataModule: fold k of `folds` validates; test_on=val: the rows a fold is scored on,
+    which eval.py scores again by default from its checkpoint."""
+    return [{"folds": folds, "fold": k, "test_on": "val"} for k in range(folds)]
+
+
 def refit_config(cfg: TrainConfig, per_fold: list[dict[str, float]]) -> TrainConfig:
     """The config of the refit after cross-validation: it has no validation rows, so the callbacks that watch a
     validation metric (the best checkpoint, early stopping) are left out (it trains its epochs and keeps last.ckpt),
@@ -167,15 +187,20 @@ def refit_config(cfg: TrainConfig, per_fold: list[dict[str, float]]) -> TrainCon
 # ---------------------------------------------------------------------------------------------------- building
 
 
-def build_datamodule(cfg: TrainConfig, **changes: Any) -> TabularDataModule:
-    """The DataModule of `cfg.data`, loaded (read and split), with `changes` (a fold, ...). When a Trainer option
-    counts training batches (limit_train_batches, max_steps, ...), each Lightning step is one mini-batch, so they count
-    mini-batches."""
+def build_datamodule(
+    cfg: TrainConfig, share_reading: TabularDataModule | None = None, **changes: Any
+) -> TabularDataModule:
+    """The DataModule of `cfg.data`, loaded (read and split), with `changes` (a fold, ...); `share_reading`: a loaded
+    DataModule of the same table, whose reading this one takes instead of reading it again (trials trained together).
+    When a Trainer option counts training batches (limit_train_batches, max_steps, ...), each Lightning step is one
+    mini-batch, so they count mini-batches."""
     if counts_batches(cfg.trainer):
         changes.setdefault("batches_per_step", 1)
     datamodule = instantiate(cfg.data, **changes)
     if str(cfg.trainer.precision).startswith("64"):  # read and kept in float64, not rounded to float32 first
         datamodule.keep_float64()
+    if share_reading is not None and not share_reading.streams:
+        datamodule.share_reading(share_reading)
     datamodule.load()
     return datamodule
 
