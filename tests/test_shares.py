@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from conftest import make_table, write_table
+from logreg import shares
 from logreg.data import CSVDataModule
+from logreg.shares import Launch, launch
 from logreg.splits import minibatches
 from logreg.stream import StreamedRows
 from logreg.stream_source import BlockSource
@@ -153,3 +155,50 @@ def test_a_process_taking_the_plan_of_a_streamed_table_reads_no_block_before_tra
     assert_same_data(follower, leader)
     monkeypatch.undo()  # training reads this process's blocks
     assert_same_rows(follower, leader)
+
+
+LAUNCHES = {
+    "torchrun": {"TORCHELASTIC_RUN_ID": "job", "WORLD_SIZE": "2"},
+    "srun": {"SLURM_NTASKS": "2"},
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHES)
+def test_where_every_process_starts_at_once_the_first_writes_the_plan_as_it_loads_and_the_others_take_it(
+    tmp_path, monkeypatch, launcher
+):
+    csv = write_table(tmp_path / "table.csv", *make_table(200, 3))
+    for name, value in LAUNCHES[launcher].items():
+        monkeypatch.setenv(name, value)
+    rank = "LOCAL_RANK" if launcher == "torchrun" else "SLURM_LOCALID"
+    monkeypatch.setenv(rank, "0")
+    leader = CSVDataModule(str(csv))
+    leader.load()  # writes the plan: nobody calls share() before the others load
+
+    monkeypatch.setenv(rank, "1")
+    monkeypatch.setattr(shares, "PLAN_WAIT_S", 2.0)  # without the plan: read the table, which fails here
+    monkeypatch.setattr(CSVDataModule, "read", lambda *_: pytest.fail("a process that took the plan read the table"))
+    follower = CSVDataModule(str(csv))
+    follower.load()
+
+    assert_same_data(follower, leader)
+    assert_same_rows(follower, leader)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, Launch()),
+        ({"LOCAL_RANK": "1", "WORLD_SIZE": "4"}, Launch(1, 4, False)),  # Lightning's launcher
+        ({"TORCHELASTIC_RUN_ID": "x", "LOCAL_RANK": "0", "WORLD_SIZE": "8"}, Launch(0, 8, True)),
+        ({"SLURM_NTASKS": "4", "SLURM_LOCALID": "3"}, Launch(3, 4, True)),
+        ({"SLURM_NTASKS": "1", "SLURM_LOCALID": "0"}, Launch()),  # one task: Lightning may start the others itself
+    ],
+)
+def test_launch_tells_lightnings_launcher_torchrun_and_srun_apart(monkeypatch, env, expected):
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_LOCALID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert launch() == expected

@@ -23,6 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg import shares
 from logreg.checking import check_arguments
 from logreg.csvfile import index_of
 from logreg.data_report import column_report
@@ -32,7 +33,7 @@ from logreg.fetch import fetch
 from logreg.outputs import process_rank
 from logreg.parquetfile import is_parquet, parquet_files
 from logreg.schema import BreastCancerDataConfig, CSVDataConfig, DataConfig
-from logreg.shares import PLAN_WAIT_S, Launch, Plan, launch, read_plan, wait_for_plan, write_plan
+from logreg.shares import Launch, Plan, launch, read_plan, wait_for_plan, write_plan
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.stream import StreamedEvaluation, StreamedTable, StreamedTraining
 from logreg.stream_source import BlockSource, should_stream, streaming_copy
@@ -206,7 +207,8 @@ class TabularDataModule(L.LightningDataModule):
         plan = wait_for_plan(identity) if started.external else read_plan(identity)
         if plan is None:
             if started.external:
-                log.warning("no data plan from this node's first process after %.0f s: reading the table", PLAN_WAIT_S)
+                waited = shares.PLAN_WAIT_S
+                log.warning("no data plan from this node's first process after %.0f s: reading the table", waited)
             return False
         if plan["kind"] == "stream":
             streamed = self.open_stream(plan)

@@ -99,9 +99,9 @@ def read_plan(identity: dict) -> Plan | None:
         return None
 
 
-def wait_for_plan(identity: dict, seconds: float = PLAN_WAIT_S) -> Plan | None:
-    """The plan under `identity` once it is there, or None after `seconds`."""
-    deadline = time.monotonic() + seconds
+def wait_for_plan(identity: dict) -> Plan | None:
+    """The plan under `identity` once it is there, or None after PLAN_WAIT_S seconds."""
+    deadline = time.monotonic() + PLAN_WAIT_S
     while True:
         plan = read_plan(identity)
         if plan is not None or time.monotonic() >= deadline:

@@ -3,7 +3,8 @@ its training rows, and the loaders that serve each process its share.
 
 Memory: one block at a time for every pass (a few blocks for shuffled mini-batches), plus, per row of the table, its
 label and its split (1 byte each) and, while the split is cut, the row indices of one class (8 bytes a row); the
-held-out stages' metrics keep one logit per held-out row, as in memory.
+held-out stages' metrics keep one logit per held-out row, as in memory. Under DDP only a node's first process makes
+the passes; the others take its plan (`logreg.shares`), with labels and splits memory-mapped from it.
 
 - The split is the in-memory one (`logreg.data.cut_split` on the same labels, in the same file order): the same rows.
 - Passes over the training rows give the scaler (mean and standard deviation, merged block by block in float64,
@@ -18,6 +19,8 @@ held-out stages' metrics keep one logit per held-out row, as in memory.
   follow in random order; rows of blocks that are never in one buffer together are never in one mini-batch, and a
   block's rows stay within SHUFFLE_BLOCKS blocks' rows of each other. Reproducible from the seed; not the in-memory
   permutation. Processes with fewer rows than the largest share repeat their epoch's first rows, so all step alike.
+  Under DDP each update averages the P processes' mini-batches of B rows, B from each process's own blocks: an update
+  over P*B rows drawn by shard, which no single process's run reproduces (the numbers depend on P).
 """
 
 from __future__ import annotations
