@@ -9,6 +9,7 @@ rows the last shard repeats one row as padding; on lab 5's 759 rows that moves t
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -235,3 +236,71 @@ def test_ddp_on_two_gpus_ends_where_one_process_does(balanced_csv, single_run, t
     two, one = metrics(tmp_path / "run"), metrics(single_run)
     for name in ("train/loss", "val/loss", "test/loss"):
         assert two[name] == pytest.approx(one[name], abs=1e-4), name
+
+
+def test_the_second_process_takes_the_first_ones_plan_instead_of_reading_the_table(ddp_run):
+    child_log = (ddp_run / "train_ddp_process_1.log").read_text()
+
+    assert "process 1 of 2 on this node takes the plan of its first process" in child_log
+
+
+def test_torchrun_processes_take_local_rank_zeros_plan_and_end_where_one_process_does(
+    balanced_csv, single_run, tmp_path
+):
+    run_dir = tmp_path / "torchrun"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [
+        *torchrun,
+        str(REPO / "train.py"),
+        "trainer=ddp_cpu",
+        *overrides(balanced_csv),
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    assert "process 1 of 2 on this node takes the plan" in (run_dir / "train.log").read_text()  # both log there
+    two, one = metrics(run_dir), metrics(single_run)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=DDP_TOLERANCE), name
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("files", ["a copy on each node", "one shard per node"])
+def test_two_nodes_with_node_local_files_train_on_copies_and_refuse_shards(
+    balanced_parquet, single_run, tmp_path, files
+):
+    """Two nodes simulated on this machine: one process each (NODE_RANK 0 and 1, as a cluster's launcher sets it),
+    each reading its own node-local folder, sharing the run folder (a shared filesystem)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(balanced_parquet)
+    port, processes = free_port(), []
+    for node in (0, 1):
+        folder = tmp_path / f"node{node}"
+        folder.mkdir()
+        rows = table if files == "a copy on each node" else table.slice(100 * node, 100)
+        pq.write_table(rows, folder / "part-0.parquet", row_group_size=20)
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+        env |= {"NODE_RANK": str(node), "LOCAL_RANK": "0"}
+        node_run = ["trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2", *overrides(folder)]
+        command = [sys.executable, str(REPO / "train.py"), *node_run, f"hydra.run.dir={tmp_path / 'run'}"]
+        processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [process.communicate(timeout=240)[0].decode() for process in processes]
+
+    if files == "one shard per node":
+        for process, output in zip(processes, outputs):
+            assert process.returncode != 0
+            assert "one shard of files per node is not supported" in output.strip().splitlines()[-1]
+        return
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    two, one = metrics(tmp_path / "run"), metrics(single_run)
+    for name in ("train/loss", "val/loss", "test/loss"):
+        assert two[name] == pytest.approx(one[name], abs=DDP_TOLERANCE), name

@@ -6,13 +6,16 @@ training device after `setup`), `scaler()` (the training rows' mean and std, whe
 `balanced_pos_weight()`, `data_report()` (per source column: what it holds, what was done with it), and
 `state_dict()`: the data spec a checkpoint records (rows and fingerprint, checked again on resume; the columns and
 their encoding, which predict.py and eval.py apply). Before loading: `keep_float64()` (trainer.precision=64-true)
-and `use_encoding(...)` (a checkpoint's encoding instead of learning one).
+and `use_encoding(...)` (a checkpoint's encoding instead of learning one). Under DDP, `share(world_size)` writes what
+the node's other processes take instead of reading the table (`logreg.shares`); `setup` checks that every process sees
+the same table.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from logreg import shares
 from logreg.checking import check_arguments
 from logreg.csvfile import index_of
 from logreg.data_report import column_report
@@ -27,12 +31,13 @@ from logreg.encoding import ColumnEncoding, Encoding
 from logreg.errors import ConfigError, DataError
 from logreg.fetch import fetch
 from logreg.outputs import process_rank
-from logreg.parquetfile import is_parquet
+from logreg.parquetfile import is_parquet, parquet_files
 from logreg.schema import BreastCancerDataConfig, CSVDataConfig, DataConfig
+from logreg.shares import Launch, Plan, launch, read_plan, wait_for_plan, write_plan
 from logreg.splits import SPLITS, EvaluationBlocks, ShardSampler, TrainingChunks, stratified_folds, stratified_split
 from logreg.stream import StreamedEvaluation, StreamedTable, StreamedTraining
 from logreg.stream_source import BlockSource, should_stream, streaming_copy
-from logreg.table import Table, choose_columns, encode, read_labeled_csv
+from logreg.table import Table, choose_columns, encode, read_labeled_csv, spec_differences
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +141,22 @@ class TabularDataModule(L.LightningDataModule):
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
         self._streamed: StreamedTable | None = None  # a table streamed from disk (data.stream), never in memory
         self._read_by: TabularDataModule | None = None  # a DataModule of the same table whose reading this one shares
+        self._plan: Plan | None = None  # the node's first process's plan of an in-memory table, taken instead of it
+        self._shared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # this process's rows from the plan, by name
+        self._checked_same_table = False  # (under DDP, once)
 
     def read(self) -> Table:
         """Return the whole table, in its source's row order: its feature columns as read (see `logreg.table`)."""
         raise NotImplementedError
 
-    def open_stream(self) -> StreamedTable | None:
-        """The table as a `StreamedTable`, when it is to be streamed (data.stream); None: read it into memory."""
+    def open_stream(self, plan: Plan | None = None) -> StreamedTable | None:
+        """The table as a `StreamedTable`, when it is to be streamed (data.stream, or a streamed table's `plan`,
+        whose passes it then takes instead of making its own); None: read it into memory."""
         return None
+
+    def source_identity(self) -> list:
+        """What tells whether the table's source changed (each file's absolute path, size and modification time)."""
+        return []
 
     def keep_float64(self) -> None:
         """Read and keep the features in float64 (trainer.precision=64-true), not rounded to float32; before `load`."""
@@ -172,19 +185,121 @@ class TabularDataModule(L.LightningDataModule):
     def load(self) -> Table | None:
         """Read the table and cut the split, once; later calls return the same table at once. A streamed table
         (`streams`) is never read whole: its labels are, for the split, and its training rows are fitted in
-        passes; None is returned."""
-        if self._table is not None or self._streamed is not None:
+        passes; None is returned. Under DDP, a process other than its node's first takes that process's plan
+        (`logreg.shares`) instead: None is returned, and it reads only its own rows."""
+        if self._table is not None or self._streamed is not None or self._plan is not None:
             return self._table
+        started = launch()
+        if started.follows and self._take_plan(started):
+            return None
+        table = self._read_and_fit()
+        if started.leads:  # torchrun or SLURM started the node's other processes with this one: they wait for it
+            self.share(started.world_size)
+        return table
+
+    def plan_identity(self, world_size: int) -> dict:
+        """What decides the plan of `world_size` processes (`logreg.shares`): source, options, fold, dtype, encoding."""
+        return {
+            "datamodule": type(self).__qualname__,
+            "options": dataclasses.asdict(self.options),
+            "fold": [self.folds, self.fold],
+            "dtype": np.dtype(self._dtype).name,
+            "encoding": None if self._given_encoding is None else self._given_encoding.to_dict(),
+            "files": self.source_identity(),
+            "world_size": world_size,
+        }
+
+    def _take_plan(self, started: Launch) -> bool:
+        """Take the plan of this node's first process, when there is one (`logreg.shares` says when it waits)."""
+        identity = self.plan_identity(started.world_size)
+        plan = wait_for_plan(identity) if started.external else read_plan(identity)
+        if plan is None:
+            if started.external:
+                waited = shares.PLAN_WAIT_S
+                log.warning("no data plan from this node's first process after %.0f s: reading the table", waited)
+            return False
+        if plan["kind"] == "stream":
+            streamed = self.open_stream(plan)
+            assert streamed is not None, "a streamed table's plan opens it as a stream"
+            self._streamed, self._source_spec = streamed, self._streamed_spec(streamed)
+        else:
+            self._plan, self._source_spec = plan, dict(plan["source_spec"])
+        log.info(
+            "data: process %d of %d on this node takes the plan of its first process (%s) and reads only its rows",
+            started.local_rank,
+            started.world_size,
+            plan.folder,
+        )
+        return True
+
+    def share(self, world_size: int) -> None:
+        """Under DDP (`world_size` > 1), in the first process of a node: write its plan (`logreg.shares`), which the
+        node's other processes take instead of reading the table: what is fitted on the training rows and, for a
+        table in memory, each process's rows; once (a plan already there is kept). Called before Lightning starts
+        the other processes (training.py, evaluation.py), and by `load` where torchrun or SLURM started them all."""
+        if world_size <= 1 or launch().follows or self._plan is not None:
+            return
+        identity = self.plan_identity(world_size)
+        if read_plan(identity) is not None:
+            return
+        if (streamed := self.streamed_table) is not None:
+            values, arrays = streamed.plan()
+            write_plan(identity, values, arrays)
+            return
+        values = {
+            "kind": "memory",
+            "source_spec": self._source_spec,
+            "feature_names": list(self.feature_names),
+            "split_sizes": {split: self.split_size(split) for split in SPLITS},
+            "scaler": self.scaler(),
+            "pos_weight": self.balanced_pos_weight(),
+            "spec": self.spec(),
+        }
+        write_plan(identity, values, self._shares(world_size))
+
+    def _share_layout(self, rank: int) -> list[tuple[str, str, bool | None]]:
+        """The rows process `rank` serves from a plan, by name: (name, split, pad), pad None for the whole split, else
+        the split's `ShardSampler` block with that padding. Mini-batches need the whole training split (every
+        process takes every P-th row of an order drawn anew each epoch); full batch and evaluation, one block."""
+        options = self.options
+        if options.batch_size is not None:
+            training: tuple[str, str, bool | None] = ("train.all", "train", None)
+        else:
+            training = (f"train.fit.{rank}", "train", True)
+        held_out = [(f"{split}.eval.{rank}", split, False) for split in dict.fromkeys(("val", options.test_on))]
+        return [training, *held_out]
+
+    def _shares(self, world_size: int) -> Iterator[tuple[str, np.ndarray]]:
+        """The arrays of an in-memory table's plan: the features and labels of each other process's rows, in turn."""
+        table, written = self.table, set()
+        for rank in range(1, world_size):
+            for name, split, pad in self._share_layout(rank):
+                if name in written:
+                    continue
+                written.add(name)
+                index = self._split_rows[split]
+                if pad is not None:
+                    block = ShardSampler(len(index), rank=rank, world_size=world_size, pad=pad).block()
+                    assert block is not None, "an unshuffled sampler's rows are one block"
+                    index = index[block]
+                yield f"{name}.features", table.features[index]
+                yield f"{name}.labels", table.labels[index]
+
+    def _streamed_spec(self, streamed: StreamedTable) -> dict:
+        names = streamed.feature_names
+        return {
+            "encoding": Encoding([ColumnEncoding(name) for name in names]).to_dict(),
+            "raw_features": list(names),
+            **streamed.source_spec(),
+        }
+
+    def _read_and_fit(self) -> Table | None:
+        """`load`'s work in the process that reads the table (or streams it, returning None)."""
         streamed = self.open_stream()
         if streamed is not None:
             streamed.assign(cut_split(streamed.labels, self.options, self.folds, self.fold))
             streamed.check_training_columns()
-            names = streamed.feature_names
-            self._source_spec = {
-                "encoding": Encoding([ColumnEncoding(name) for name in names]).to_dict(),
-                "raw_features": list(names),
-                **streamed.source_spec(),
-            }
+            self._source_spec = self._streamed_spec(streamed)
             self._streamed = streamed
             return None
         table = self._read_by._raw if self._read_by is not None and self._read_by._raw is not None else self.read()
@@ -227,6 +342,8 @@ class TabularDataModule(L.LightningDataModule):
     @property
     def table(self) -> Table:
         table = self.load()
+        if table is None and self._plan is not None:  # a process that took the plan: the whole table only on demand
+            table = self._read_and_fit()
         if table is None:
             raise ConfigError(
                 "data.stream: this needs the whole table in memory, and a streamed table is never read whole; set "
@@ -236,11 +353,15 @@ class TabularDataModule(L.LightningDataModule):
 
     @property
     def n_features(self) -> int:
+        if self._plan is not None:
+            return len(self._plan["feature_names"])
         streamed = self.streamed_table
         return streamed.n_features if streamed is not None else self.table.n_features
 
     @property
     def feature_names(self) -> list[str]:
+        if self._plan is not None:
+            return list(self._plan["feature_names"])
         streamed = self.streamed_table
         return streamed.feature_names if streamed is not None else self.table.feature_names
 
@@ -251,6 +372,8 @@ class TabularDataModule(L.LightningDataModule):
 
     def split_size(self, split: str) -> int:
         """The number of rows of `split`."""
+        if self._plan is not None:
+            return int(self._plan["split_sizes"][split])
         if (streamed := self.streamed_table) is not None:
             return streamed.split_size(split)
         return len(self.split_rows(split))
@@ -269,6 +392,9 @@ class TabularDataModule(L.LightningDataModule):
         feature gets std 1, so it stays as it is."""
         if not self.options.standardize:
             return None
+        if self._plan is not None:
+            mean, std = self._plan["scaler"]
+            return list(mean), list(std)
         if (streamed := self.streamed_table) is not None:
             return streamed.scaler()
         features = self.table.features[self.split_rows("train")].astype(np.float64)
@@ -295,6 +421,8 @@ class TabularDataModule(L.LightningDataModule):
     def balanced_pos_weight(self) -> float:
         """n_negative / n_positive of the training rows: the class-1 weight that gives both classes equal weight in
         the loss (scikit-learn's class_weight="balanced", up to a common factor)."""
+        if self._plan is not None:
+            return float(self._plan["pos_weight"])
         if (streamed := self.streamed_table) is not None:
             negatives, positives = streamed.class_counts("train")
             return negatives / positives
@@ -307,15 +435,15 @@ class TabularDataModule(L.LightningDataModule):
 
     def spec(self) -> dict:
         """What a checkpoint records of the rows (`Table.spec`), streamed or in memory alike."""
+        if self._plan is not None:
+            return dict(self._plan["spec"])
         if (streamed := self.streamed_table) is not None:
             return streamed.spec()
         return self.table.spec()
 
     def differences(self, spec: dict) -> str | None:
         """How this data differs from a checkpoint's `spec` (`Table.differences`), streamed or in memory alike."""
-        if (streamed := self.streamed_table) is not None:
-            return streamed.differences(spec)
-        return self.table.differences(spec)
+        return spec_differences(self.spec(), spec)
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume: refuse to go on training on other data than the checkpoint's."""
@@ -326,16 +454,23 @@ class TabularDataModule(L.LightningDataModule):
     # -------------------------------------------------------------------------------------------------- Lightning
 
     def setup(self, stage: str | None = None) -> None:
-        """Move the table to the training device once (when it fits there) and cut it into split tensors."""
-        if self._split_tensors or self.streams:  # a streamed table's loaders read it block by block
+        """Move the table to the training device once (when it fits there) and cut it into split tensors (a process
+        that took its node's plan: its own rows alone). Under DDP, first check that every process sees one table."""
+        if stage is not None and self.trainer is not None:
+            self._check_same_table()
+        if self._split_tensors or self._shared or self.streams:  # a streamed table's loaders read it block by block
+            return
+        if self._plan is not None:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            for name, split, pad in self._share_layout(rank):
+                shared = self._on_device(
+                    torch.from_numpy(self._plan.array(f"{name}.features")),
+                    torch.from_numpy(self._plan.array(f"{name}.labels")),
+                )
+                self._shared[name] = (shared[0].contiguous() if pad is None else column_major(shared[0]), shared[1])
             return
         table = self.table
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        features, labels = torch.from_numpy(table.features), torch.from_numpy(table.labels)
-        if self.trainer is not None and str(self.trainer.precision).startswith("64"):  # once, not at every step
-            features, labels = features.double(), labels.double()
-        if self.options.move_to_device and device.type != "cpu" and self._fits_on(device, features, labels):
-            features, labels = features.to(device), labels.to(device)
+        features, labels = self._on_device(torch.from_numpy(table.features), torch.from_numpy(table.labels))
         for split in SPLITS:
             index = self._split_rows[split]
             if len(index) == len(labels):  # every row (lab 5 trains on all): a view, no copy
@@ -351,6 +486,35 @@ class TabularDataModule(L.LightningDataModule):
                 split_features = column_major(split_features)
             self._split_tensors[split] = (split_features, split_labels)
 
+    def _on_device(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (N, F) and labels (N,) in the run's precision, on the training device when they fit there."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self.trainer is not None and str(self.trainer.precision).startswith("64"):  # once, not at every step
+            features, labels = features.double(), labels.double()
+        if self.options.move_to_device and device.type != "cpu" and self._fits_on(device, features, labels):
+            features, labels = features.to(device), labels.to(device)
+        return features, labels
+
+    def _check_same_table(self) -> None:
+        """Under DDP, once: refuse processes that see different tables (one shard of files per node, say): each
+        must see the whole table, and they compare its fingerprint (`spec`) before training."""
+        import torch.distributed as dist
+
+        if self._checked_same_table or not (dist.is_available() and dist.is_initialized()):
+            return
+        self._checked_same_table = True
+        spec = self.spec()
+        seen: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(seen, [spec["n_rows"], spec["table_sha256"]])
+        other = next((rank for rank, table in enumerate(seen) if table != seen[0]), None)
+        if other is not None:
+            raise DataError(
+                f"data.path: the DDP processes see different tables (process 0: {seen[0][0]} rows, sha256 "
+                f"{seen[0][1][:12]}...; process {other}: {seen[other][0]} rows, sha256 {seen[other][1][:12]}...); "
+                "every process must see the whole table (a shared filesystem, or the same files on every node): one "
+                "shard of files per node is not supported"
+            )
+
     @staticmethod
     def _fits_on(device: torch.device, features: torch.Tensor, labels: torch.Tensor) -> bool:
         if device.type != "cuda":
@@ -358,9 +522,20 @@ class TabularDataModule(L.LightningDataModule):
         free_bytes, _ = torch.cuda.mem_get_info(device)
         return 2 * (features.nbytes + labels.nbytes) < free_bytes  # leave room for the step's temporaries
 
-    def _sampler(self, split: str, train: bool) -> ShardSampler:
+    def _served(self, split: str, train: bool) -> tuple[torch.Tensor, torch.Tensor, ShardSampler]:
+        """The features and labels a loader of `split` serves from, and the sampler of this process's rows of them."""
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        return self.sampler(split, train, rank, world_size)
+        minibatches = train and self.options.batch_size is not None
+        if self._plan is not None and not minibatches:  # this process's block of rows alone, from the plan
+            self.setup()
+            features, labels = self._shared[f"{split}.{'fit' if train else 'eval'}.{rank}"]
+            return features, labels, ShardSampler(len(labels), pad=train)
+        if self._plan is not None:
+            self.setup()
+            features, labels = self._shared["train.all"]
+        else:
+            features, labels = self.rows(split)
+        return features, labels, self.sampler(split, train, rank, world_size)
 
     def sampler(self, split: str, train: bool, rank: int = 0, world_size: int = 1) -> ShardSampler:
         """The positions into `split`'s rows that process `rank` of `world_size` visits each epoch (its order, for
@@ -396,10 +571,7 @@ class TabularDataModule(L.LightningDataModule):
             serving = (options.batch_size, options.batches_per_step, options.shuffle, options.seed)
             return StreamedTraining(table, rank, world_size, *serving, dtype, device)
         return TrainingChunks(
-            *self.rows("train"),
-            self._sampler("train", train=True),
-            self.options.batch_size,
-            self.options.batches_per_step,
+            *self._served("train", train=True), self.options.batch_size, self.options.batches_per_step
         )
 
     def _evaluation(self, split: str) -> EvaluationBlocks | StreamedEvaluation | list:
@@ -408,7 +580,7 @@ class TabularDataModule(L.LightningDataModule):
         if self.streams:
             table, rank, world_size, dtype, device = self._streamed_options()
             return StreamedEvaluation(table, split, rank, world_size, dtype, device)
-        return EvaluationBlocks(*self.rows(split), self._sampler(split, train=False))
+        return EvaluationBlocks(*self._served(split, train=False))
 
     def val_dataloader(self) -> EvaluationBlocks | StreamedEvaluation | list:
         return self._evaluation("val")
@@ -499,10 +671,15 @@ class CSVDataModule(TabularDataModule):
         index = index_of(source.names, source.has_header, source.path, column, key)
         return np.ascontiguousarray(source.values[:, index])
 
-    def open_stream(self) -> StreamedTable | None:
+    def source_identity(self) -> list:
+        path = self.local_file()
+        files = parquet_files(path) if is_parquet(path) else [path]
+        return [[str(file.resolve()), file.stat().st_size, file.stat().st_mtime_ns] for file in files]
+
+    def open_stream(self, plan: Plan | None = None) -> StreamedTable | None:
         options = self.options
         path = self.local_file()
-        if not should_stream(options.stream, path):
+        if plan is None and not should_stream(options.stream, path):
             return None
         for key in ("impute", "categorical"):
             if getattr(options, key):
@@ -530,7 +707,7 @@ class CSVDataModule(TabularDataModule):
         )
         for column in [columns.label, *columns.features]:
             source.numeric(column, "data.exclude")
-        return StreamedTable(source, columns.label, columns.features, self._dtype, has_header)
+        return StreamedTable(source, columns.label, columns.features, self._dtype, has_header, plan)
 
     def read(self) -> Table:
         options = self.options

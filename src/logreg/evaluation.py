@@ -62,6 +62,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         plugins=[checkpoint_io],
         enable_checkpointing=False,
     )
+    datamodule.share(trainer.world_size)  # under DDP: what the other processes take instead of the table
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     record_run(trainer.loggers, {"ckpt_path": str(cfg.ckpt_path), "split": split}, metrics)
     outputs = model.outputs("test")

@@ -3,7 +3,8 @@ its training rows, and the loaders that serve each process its share.
 
 Memory: one block at a time for every pass (a few blocks for shuffled mini-batches), plus, per row of the table, its
 label and its split (1 byte each) and, while the split is cut, the row indices of one class (8 bytes a row); the
-held-out stages' metrics keep one logit per held-out row, as in memory.
+held-out stages' metrics keep one logit per held-out row, as in memory. Under DDP only a node's first process makes
+the passes; the others take its plan (`logreg.shares`), with labels and splits memory-mapped from it.
 
 - The split is the in-memory one (`logreg.data.cut_split` on the same labels, in the same file order): the same rows.
 - Passes over the training rows give the scaler (mean and standard deviation, merged block by block in float64,
@@ -18,6 +19,8 @@ held-out stages' metrics keep one logit per held-out row, as in memory.
   follow in random order; rows of blocks that are never in one buffer together are never in one mini-batch, and a
   block's rows stay within SHUFFLE_BLOCKS blocks' rows of each other. Reproducible from the seed; not the in-memory
   permutation. Processes with fewer rows than the largest share repeat their epoch's first rows, so all step alike.
+  Under DDP each update averages the P processes' mini-batches of B rows, B from each process's own blocks: an update
+  over P*B rows drawn by shard, which no single process's run reproduces (the numbers depend on P).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ import torch
 from logreg.errors import DataError
 from logreg.gradient import BatchGradient, bce_gradient, bce_gradient_and_hessian
 from logreg.inference import RowSums
+from logreg.shares import Plan
 from logreg.stream_source import BlockSource, remember, remembered
+from logreg.table import spec_differences
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 SHUFFLE_BLOCKS = 4  # blocks whose rows are shuffled together, for mini-batches
@@ -54,10 +59,26 @@ class StreamedTable:
     """Labels in memory, features on disk: the table at `source` with its label column and feature columns."""
 
     def __init__(
-        self, source: BlockSource, label: int, features: list[int], dtype: type = np.float32, has_header: bool = True
+        self,
+        source: BlockSource,
+        label: int,
+        features: list[int],
+        dtype: type = np.float32,
+        has_header: bool = True,
+        plan: Plan | None = None,
     ):
         self.source, self.label, self.columns, self.dtype, self.has_header = source, label, features, dtype, has_header
         self.feature_names = [source.names[c] for c in features]
+        self._counts: dict[str, np.ndarray] = {}  # split -> (blocks,) its rows in each block
+        self._fitted: tuple[list[float], list[float], str] | None = None
+        self._constant: list[str] = []  # features with one value in every training row
+        self._classes: dict[str, tuple[int, int]] = {}  # split -> its class counts, once counted
+        if plan is not None:  # another process's passes (`logreg.shares`): its labels and splits, mapped from disk
+            self.labels, self.codes = plan.array("labels", mapped=True), plan.array("codes", mapped=True)
+            self._counts = {split: np.asarray(counts, dtype=np.int64) for split, counts in plan["counts"].items()}
+            self._classes = {split: (int(a), int(b)) for split, (a, b) in plan["classes"].items()}
+            self._fitted = (list(plan["mean"]), list(plan["std"]), str(plan["sha256"]))
+            return
         self.labels = np.empty(source.n_rows, dtype=np.uint8)  # (N,) 0/1, file order
         for block in source.blocks:  # the first pass: the label column alone
             values = source.read(block, [label], np.float64)[:, 0]
@@ -71,9 +92,6 @@ class StreamedTable:
                 )
             self.labels[block.start : block.start + block.n_rows] = values
         self.codes = np.zeros(source.n_rows, dtype=np.uint8)  # (N,) each row's split (SPLIT_CODES)
-        self._counts: dict[str, np.ndarray] = {}  # split -> (blocks,) its rows in each block
-        self._fitted: tuple[list[float], list[float], str] | None = None
-        self._constant: list[str] = []  # features with one value in every training row
 
     @property
     def n_rows(self) -> int:
@@ -97,8 +115,24 @@ class StreamedTable:
 
     def class_counts(self, split: str) -> tuple[int, int]:
         """(rows of class 0, rows of class 1) of `split`."""
-        positives = int(np.count_nonzero(self.labels[self.codes == SPLIT_CODES[split]]))
-        return self.split_size(split) - positives, positives
+        if split not in self._classes:
+            positives = int(np.count_nonzero(self.labels[self.codes == SPLIT_CODES[split]]))
+            self._classes[split] = (self.split_size(split) - positives, positives)
+        return self._classes[split]
+
+    def plan(self) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+        """What another process needs to serve this table without a pass of its own (`logreg.shares`): the split's
+        counts, the fitted values (plain values) and each row's label and split (arrays)."""
+        mean, std, digest = self._fit()
+        values = {
+            "kind": "stream",
+            "counts": {split: counts.tolist() for split, counts in self._counts.items()},
+            "classes": {split: list(self.class_counts(split)) for split in SPLIT_CODES},
+            "mean": mean,
+            "std": std,
+            "sha256": digest,
+        }
+        return values, [("labels", self.labels), ("codes", self.codes)]
 
     def read(self, block_index: int, split: str | None, dtype: type) -> tuple[np.ndarray, np.ndarray]:
         """Block `block_index`'s features (n, F) column-major and labels (n,), of `split`'s rows (None: every row)."""
@@ -205,13 +239,7 @@ class StreamedTable:
         return {"n_rows": self.n_rows, "table_sha256": self._fit()[2], "feature_names": list(self.feature_names)}
 
     def differences(self, spec: dict) -> str | None:
-        digest = self._fit()[2]
-        if spec.get("table_sha256") == digest:
-            return None
-        return (
-            f"{self.n_rows} rows and sha256 {digest[:12]}..., where training had {spec.get('n_rows')} rows "
-            f"and sha256 {str(spec.get('table_sha256'))[:12]}..."
-        )
+        return spec_differences(self.spec(), spec)
 
     def row_sums(self, theta: np.ndarray, pos_weight: float = 1.0) -> RowSums:
         """One pass over the training rows: the sums `logreg.inference.infer_from_sums` takes, at theta (F+1,)."""

@@ -64,12 +64,17 @@ class Table:
 
     def differences(self, spec: dict) -> str | None:
         """How this table differs from a recorded `spec`, in words; None when it is the same data."""
-        if spec.get("table_sha256") == self.sha256:
-            return None
-        return (
-            f"{self.n_rows} rows and sha256 {self.sha256[:12]}..., where training had {spec.get('n_rows')} rows "
-            f"and sha256 {str(spec.get('table_sha256'))[:12]}..."
-        )
+        return spec_differences(self.spec(), spec)
+
+
+def spec_differences(now: dict, then: dict) -> str | None:
+    """How the data of spec `now` differs from a recorded spec `then` (`Table.spec`), in words; None: the same data."""
+    if then.get("table_sha256") == now["table_sha256"]:
+        return None
+    return (
+        f"{now['n_rows']} rows and sha256 {now['table_sha256'][:12]}..., where training had {then.get('n_rows')} rows "
+        f"and sha256 {str(then.get('table_sha256'))[:12]}..."
+    )
 
 
 def _label_column_problem(numbers: NumericTable, index: int) -> str | None:

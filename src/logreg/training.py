@@ -79,6 +79,7 @@ def fit_and_test(
     model = build_model(cfg, datamodule)
     checkpoint_io = AtomicCheckpointIO(trust=cfg.trust_checkpoint)
     trainer = build_trainer(cfg, run_dir, folder, checkpoint_io, datamodule.has_rows("val"), progress_bar=show)
+    datamodule.share(trainer.world_size)  # under DDP: what the other processes take instead of the table
     if cfg.ckpt_path:  # read once, here; Lightning's own load gets the same dict from checkpoint_io
         checkpoint = checkpoint_io.read(cfg.ckpt_path)
         check_resume(checkpoint, cfg.ckpt_path, model)
