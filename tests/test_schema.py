@@ -168,6 +168,8 @@ def test_every_offered_option_and_documented_value_is_accepted(compose, diabetes
         ("optimized_metric=train/loss", r"optimized_metric=train/loss: expected a held-out metric: val/loss"),
         ("optimized_metric=test/acc", r"optimized_metric=test/acc: expected a held-out metric"),
         ("experiment=lab05", r"optimized_metric=val/loss: expected a held-out metric, but this run has none"),
+        # a cv.folds run's results are cv/val/* (the folds' mean and spread): its val/loss would be NaN to the sweeper
+        ("cv.folds=3", r"optimized_metric=val/loss: expected a held-out metric: cv/val/loss, cv/val/loss_std"),
     ],
 )
 def test_a_sweep_may_only_optimize_a_held_out_metric(compose, diabetes_dir, overrides, message):

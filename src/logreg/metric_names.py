@@ -31,7 +31,8 @@ def run_metrics(*, val: bool, test: bool, cv: bool = False) -> dict[str, list[st
     fit = [f"train/{name}" for name in STAGE_METRICS["train"]]
     fit += [f"val/{name}" for name in STAGE_METRICS["val"]] if val else []
     final = fit + ([f"test/{name}" for name in STAGE_METRICS["test"]] if test else [])
-    if cv:  # the mean and spread over folds of every validation metric
+    if cv:  # the mean and spread over folds of every validation metric; the folds' own val/* stay in their folders
+        final = [metric for metric in final if not metric.startswith("val/")]
         final += [f"cv/val/{name}{suffix}" for name in STAGE_METRICS["val"] for suffix in ("", "_std")]
     return {"fit": fit, "final": final}
 
