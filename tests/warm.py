@@ -135,9 +135,9 @@ _server: subprocess.Popen | None = None
 def _started() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
-        _server = subprocess.Popen(
-            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+        # unbuffered: a reply is read byte by byte after select says it is there (a buffered reader could take the
+        # next reply into its buffer along with this one, where select no longer sees it)
+        _server = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         assert json.loads(_reply(_server, 300)) == {"ready": True}
         atexit.register(_stop, _server)
     return _server
@@ -151,14 +151,25 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 def _reply(server: subprocess.Popen, timeout: float) -> str:
+    """The server's next reply line, within `timeout` seconds."""
     assert server.stdout is not None
-    ready, _, _ = select.select([server.stdout], [], [], timeout)
-    if not ready:
-        raise TimeoutError
-    line = server.stdout.readline()
-    if not line:
-        raise RuntimeError(f"the warm interpreter ended (status {server.wait()})")
-    return line
+    deadline, line = time.monotonic() + timeout, b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([server.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError
+        byte = os.read(server.stdout.fileno(), 1)
+        if not byte:
+            raise RuntimeError(f"the warm interpreter ended (status {server.wait()})")
+        line += byte
+    return line.decode()
+
+
+def _send(server: subprocess.Popen, request: dict) -> None:
+    assert server.stdin is not None
+    data = memoryview((json.dumps(request) + "\n").encode())
+    while data:
+        data = data[os.write(server.stdin.fileno(), data) :]
 
 
 def run(
@@ -178,7 +189,6 @@ def run(
     if environment.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):  # another sys.path: a fresh interpreter
         return subprocess.run(command, cwd=cwd, env=environment, timeout=timeout, capture_output=True, text=True)
     server = _started()
-    assert server.stdin is not None
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder, "stdout"), Path(folder, "stderr")
         request = {
@@ -188,14 +198,16 @@ def run(
             "stdout": str(out),
             "stderr": str(err),
         }
-        server.stdin.write(json.dumps(request) + "\n")
-        server.stdin.flush()
+        _send(server, request)
         pid = json.loads(_reply(server, 60))["pid"]
         deadline = time.monotonic() + timeout
         try:
             returncode = json.loads(_reply(server, timeout))["returncode"]
         except TimeoutError:
-            os.killpg(pid, signal.SIGKILL)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended just now
+                pass
             _reply(server, max(1.0, deadline - time.monotonic() + 60))
             raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text()) from None
         return subprocess.CompletedProcess(command, returncode, out.read_text(), err.read_text())
