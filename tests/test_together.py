@@ -642,21 +642,7 @@ def test_trials_with_schedules_in_a_group_equal_their_configurations_trained_alo
         together, alone = tmp_path / f"together_{n}", tmp_path / f"alone_{n}"
         write_trial(check_config(compose(*overrides, run_dir=together)), trained[n])
         run(*overrides, run_dir=alone)
-        mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (together, alone))
-        assert sorted(mine) == sorted(theirs), overrides
-        assert all(abs(mine[k] - theirs[k]) <= allowed(theirs[k], tolerance) for k in theirs), overrides
-        close = {"atol": tolerance, "rtol": tolerance, "equal_nan": True}
-        torch.testing.assert_close(torch.tensor(coefficients(together)), torch.tensor(coefficients(alone)), **close)
-        best = sorted(p.name for p in (alone / "checkpoints").glob("best-*.ckpt"))
-        assert best == sorted(p.name for p in (together / "checkpoints").glob("best-*.ckpt")), overrides
-        for name in ("last.ckpt", *best):
-            difference = weights(together / "checkpoints" / name) - weights(alone / "checkpoints" / name)
-            assert difference.abs().max() <= tolerance, (overrides, name)
-        mine_curves, their_curves = event_entries(together, "scalars"), event_entries(alone, "scalars")
-        assert sorted(mine_curves) == sorted(their_curves), overrides
-        for tag, entries in their_curves.items():
-            pairs = zip(mine_curves[tag], entries, strict=True)
-            assert all(abs(a.value - b.value) <= allowed(b.value, tolerance) for a, b in pairs), (overrides, tag)
+        assert_same_run(together, alone, tolerance, overrides)  # its files, metrics, weights, curves and images
 
 
 def test_a_trials_schedule_sets_the_lr_its_torch_scheduler_gives_at_each_epoch():
