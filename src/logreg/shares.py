@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from logreg.errors import DataError
-from logreg.stream_source import cache_dir
+from logreg.stream_source import cache_dir, moved_into_place
 
 PLAN_VERSION = 1  # bump when a plan's layout changes: older plans are then not read
 PLAN_WAIT_S = 1800.0  # how long a process started with the others waits for its node's plan
@@ -123,17 +122,10 @@ def write_plan(identity: dict, values: dict[str, Any], arrays: Iterable[tuple[st
             f"cannot write the DDP processes' data plan into {final.parent} ({error.strerror}): set LOGREG_CACHE_DIR "
             "to a writable folder"
         ) from None
-    try:
+    with moved_into_place(work, final, "plan.json"):  # plan.json last: a plan whole, or none
         for name, array in arrays:
             np.save(work / f"{name}.npy", np.ascontiguousarray(array))
         (work / "plan.json").write_text(json.dumps(values))
-        try:
-            os.rename(work, final)  # atomic; fails when another process renamed its plan first
-        except OSError:
-            if not (final / "plan.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     plan = read_plan(identity)
     assert plan is not None, "written just now"
     return plan

@@ -17,6 +17,8 @@ import re
 import resource
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,17 +195,26 @@ def streaming_copy(path: Path, header: bool | None, encoding: str) -> tuple[Path
         return final, bool(json.loads((final / "source.json").read_text())["has_header"])
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
-    try:
+    with moved_into_place(work, final, "part-0.parquet"):
         has_header = _convert(path, header, encoding, work / "part-0.parquet")
         (work / "source.json").write_text(json.dumps({**identity, "has_header": has_header}, indent=2) + "\n")
+    return final, has_header
+
+
+@contextmanager
+def moved_into_place(work: Path, final: Path, marker: str) -> Iterator[None]:
+    """The with-block fills `work`, a temporary folder beside `final`; then `work` is renamed to `final` (atomic), or
+    dropped where another process renamed its own first (`final / marker` is there). It is removed if the block
+    fails, so a reader sees a whole folder or none."""
+    try:
+        yield
         try:
-            os.rename(work, final)  # atomic; fails when another process renamed its copy first
+            os.rename(work, final)  # fails when another process renamed its folder first
         except OSError:
-            if not (final / "part-0.parquet").is_file():
+            if not (final / marker).is_file():
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return final, has_header
 
 
 def _first_rows(path: Path, encoding: str) -> list[list[str]]:
