@@ -414,17 +414,12 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
 
     if writer is None or not EvaluationPlots().can_draw:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from logreg.charts import images
 
     threshold = trial.model.decision_threshold()
-    steps = {"val": trial.history.updates, "test": trial.history.updates}
     for stage, (probs, labels) in trial.history.outputs.items():
-        for kind, figure in EvaluationPlots.figures(plt, probs, labels, threshold).items():
-            writer.add_figure(f"{stage}/{kind}", figure, global_step=steps[stage])
-            plt.close(figure)
+        for kind, image in images(probs, labels, threshold).items():
+            writer.add_image(f"{stage}/{kind}", image, global_step=trial.history.updates)
 
 
 def trial_task(
