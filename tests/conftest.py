@@ -49,6 +49,26 @@ LBFGS_OPTIMUM = (
 )
 
 
+def sampled(argnames: str, cases, every: int = 3, ids=None):
+    """`pytest.mark.parametrize(argnames, cases)` over a generated grid, with every `every`-th case (from the first) in
+    the fast subset and the rest marked slow: `pytest -m "not slow"` samples the grid, the whole suite runs all of it.
+    A case is what parametrize takes (one value, or a tuple for several names, or a `pytest.param`: its marks and id
+    are kept); `ids`: one per case."""
+    several = "," in argnames
+    params = []
+    for n, case in enumerate(cases):
+        if isinstance(case, type(pytest.param())):
+            values, marks, case_id = case.values, list(case.marks), case.id
+        else:
+            values, marks, case_id = (tuple(case) if several else (case,)), [], None
+        if ids is not None:
+            case_id = ids[n]
+        if n % every:
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(*values, marks=marks, id=case_id))
+    return pytest.mark.parametrize(argnames, params)
+
+
 def pytest_addoption(parser, pluginmanager):
     """Without pytest-xdist (`-p no:xdist`, or not installed), pyproject's `-n auto --dist loadfile` are taken and
     have no effect: the tests run one after another in this process."""

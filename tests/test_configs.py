@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, sampled
 from logreg.checking import check_config
 from logreg.checkpoints import AtomicCheckpointIO
 from logreg.training import build_datamodule, build_model, build_trainer
@@ -24,7 +24,7 @@ def build(cfg, tmp_path):
     return datamodule, model, trainer
 
 
-@pytest.mark.parametrize("group, option", [(group, option) for group in GROUPS for option in options(group)])
+@sampled("group, option", [(group, option) for group in GROUPS for option in options(group)], every=2)
 def test_every_config_option_composes_and_instantiates(compose, diabetes_dir, tiny_csv, tmp_path, group, option):
     if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
         pytest.skip("trainer=gpu needs a CUDA device")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import warm
 
-from conftest import REPO
+from conftest import REPO, sampled
 from logreg.checking import as_dict, check_config
 from logreg.confine import FOLDER_KEYS, written_paths
 from logreg.errors import ConfigError, as_user_error
@@ -92,7 +92,7 @@ def refused_escapes(compose, tmp_path, other_run, options: str, tried) -> tuple[
 KINDS = 3  # escapes() offers three kinds for every key: a relative path, another run's folder, elsewhere
 
 
-@pytest.mark.parametrize("options", OPTIONS[:5])
+@sampled("options", OPTIONS[:5], every=2)
 def test_every_path_key_leaving_the_run_folder_is_refused_naming_the_key(
     compose, diabetes_dir, tmp_path, other_run, options
 ):

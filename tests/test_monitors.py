@@ -5,6 +5,7 @@ step."""
 import pytest
 from omegaconf import OmegaConf, open_dict
 
+from conftest import sampled
 from logreg.checking import check_config
 from logreg.errors import ConfigError, as_user_error
 
@@ -46,7 +47,7 @@ def test_the_monitor_keys_are_found_in_the_offered_configs(compose, diabetes_dir
     assert "callbacks.early_stopping.monitor" in keys
 
 
-@pytest.mark.parametrize("others, metric", NOT_LOGGED)
+@sampled("others, metric", NOT_LOGGED, every=2)
 def test_every_monitor_key_naming_a_metric_the_run_does_not_log_is_refused(compose, diabetes_dir, others, metric):
     for key in monitor_keys(compose):
         overrides = [*WATCHING.split(), *others.split(), f"{key}={metric}"]

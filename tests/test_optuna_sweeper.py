@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import REPO
+from conftest import REPO, sampled
 from logreg.optuna_search import grid_of, search_space
 from logreg.optuna_trial import TRIAL_ENV
 from logreg.sweep import short_values
@@ -156,7 +156,7 @@ def test_a_trial_folder_name_is_one_folder_whatever_the_values():
 # --------------------------------------------------------------------------------------------- samplers, batches
 
 
-@pytest.mark.parametrize("name", SAMPLERS)
+@sampled("name", SAMPLERS, every=2)
 def test_each_sampler_by_name_is_seeded_and_proposes_the_same_trials_again(tmp_path, name):
     overrides = [f"hydra/sweeper/sampler={name}", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2"]
     overrides += GRID[1:] if name == "grid" else []
@@ -170,7 +170,7 @@ def test_each_sampler_by_name_is_seeded_and_proposes_the_same_trials_again(tmp_p
     assert len(set(params_of(first.batches))) == 3
 
 
-@pytest.mark.parametrize("name", PRUNERS)
+@sampled("name", PRUNERS, every=2)
 def test_each_pruner_by_name_is_optunas_and_a_sweep_runs_with_it(tmp_path, name):
     overrides = [f"hydra/sweeper/pruner={name}", "trainer.check_val_every_n_epoch=1", "hydra.sweeper.n_trials=2"]
     pruner = instantiate(compose_sweep(tmp_path, *overrides).hydra.sweeper).settings["pruner"]

@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from conftest import REPO
+from conftest import REPO, sampled
 from logreg import checking, schema
 from logreg.checking import check_config
 from logreg.errors import USER_ERRORS, ConfigError, as_user_error
@@ -118,14 +118,14 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("overrides, message", REFUSED, ids=[case for case, _ in REFUSED])
+@sampled("overrides, message", REFUSED, ids=[case for case, _ in REFUSED])
 def test_a_bad_value_is_refused_in_one_line_naming_the_key(compose, diabetes_dir, overrides, message):
     refused = refusal(compose, *overrides.split())
 
     assert refused is not None and re.match(message, refused), refused
 
 
-@pytest.mark.parametrize(
+@sampled(
     "overrides",
     [
         "",

@@ -46,7 +46,8 @@ def table():
     return features * np.array([1, 10, 0.1, 3], dtype=np.float32) + 2, labels  # scales for the scaler to matter
 
 
-@pytest.fixture(params=["parquet", "csv"])
+# The fast subset streams the CSV (its copy into the cache, then the Parquet reader); the whole suite a Parquet file too
+@pytest.fixture(params=[pytest.param("parquet", marks=pytest.mark.slow), "csv"])
 def path(request, tmp_path, table):
     if request.param == "csv":
         return write_table(tmp_path / "table.csv", *table)

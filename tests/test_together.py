@@ -11,7 +11,7 @@ import pytest
 import torch
 import warm
 
-from conftest import REPO, event_entries, scalars
+from conftest import REPO, event_entries, sampled, scalars
 from logreg.checking import check_config
 
 # Each trial of one group: every setting a group lets differ, mixed (and one shared pinned data.seed, so the seeds
@@ -161,8 +161,8 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
     print(f"{composer.composed} composes for {len(jobs)} jobs ({len(distinct)} sets of group choices)")
 
 
-@pytest.mark.parametrize(
-    ("overrides", "reason"),
+@sampled(
+    "overrides, reason",
     [
         (["optimizer=lbfgs"], "optimizer=lbfgs"),
         (
@@ -184,7 +184,7 @@ def test_a_trial_that_cannot_train_with_others_trains_alone_and_says_why(compose
     assert group_key(check_config(compose(*overrides)), tmp_path) == (None, reason)
 
 
-@pytest.mark.parametrize(
+@sampled(
     "overrides",
     [
         ["lr=0.1"],
@@ -210,8 +210,10 @@ def test_trials_that_differ_only_in_per_trial_settings_share_a_group(compose, tm
 
 
 # Trial folders are named for their overrides (hydra.sweep.subdir): characters JSON escapes among them
-@pytest.mark.parametrize(
-    "overrides", [["data.batch_size=32"], ["data.val_fraction=0.2"], ["trainer.precision=64-true"], ["threads=2"]]
+@sampled(
+    "overrides",
+    [["data.batch_size=32"], ["data.val_fraction=0.2"], ["trainer.precision=64-true"], ["threads=2"]],
+    every=2,
 )
 def test_trials_with_another_batch_size_split_or_precision_do_not_share_a_group(compose, tmp_path, overrides):
     from logreg.together_runs import group_key
