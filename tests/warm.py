@@ -46,7 +46,9 @@ PRELOAD = (
     "hydra._internal.hydra",
     "hydra._internal.config_loader_impl",
     "hydra.core.plugins",
-    "matplotlib.pyplot",  # the plots callback selects the Agg backend before it imports pyplot; so does main()
+    "matplotlib.figure",  # the charts of the plots callback (logreg.charts: a Figure on an Agg canvas, no pyplot)
+    "matplotlib.backends.backend_agg",
+    "logreg.charts",
 )
 
 
