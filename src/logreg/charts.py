@@ -65,15 +65,17 @@ class Chart:
         if fresh:
             canvas.draw()
         else:
-            data = [a for a in (*axes.images, *axes.lines, *axes.texts, *axes.spines.values())]
+            data = [*axes.images, *axes.lines, *axes.texts, *axes.spines.values()]
             layout = (tuple(axes.get_xlim()), tuple(axes.get_ylim()), axes.get_title())
             layer = self.layers.get(layout)
             if layer is None:
-                for artist in data:
-                    artist.set_visible(False)
-                canvas.draw()
-                for artist in data:
-                    artist.set_visible(True)
+                try:
+                    for artist in data:
+                        artist.set_visible(False)
+                    canvas.draw()
+                finally:  # a failed draw must not leave the next image without its rows
+                    for artist in data:
+                        artist.set_visible(True)
                 self.layers[layout] = canvas.copy_from_bbox(self.figure.bbox)
                 while len(self.layers) > LAYOUTS_KEPT:
                     self.layers.popitem(last=False)
