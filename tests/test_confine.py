@@ -60,7 +60,7 @@ def escapes(tmp_path, other_run, key: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("options", OPTIONS)
+@sampled("options", OPTIONS, every=2)
 def test_the_offered_configs_write_only_inside_their_run_folder(compose, diabetes_dir, tmp_path, options):
     run_dir = tmp_path / "run"
     keys = path_keys(compose, options, run_dir)
@@ -92,7 +92,7 @@ def refused_escapes(compose, tmp_path, other_run, options: str, tried) -> tuple[
 KINDS = 3  # escapes() offers three kinds for every key: a relative path, another run's folder, elsewhere
 
 
-@sampled("options", OPTIONS[:5], every=2)
+@sampled("options", OPTIONS[:5], every=3)
 def test_every_path_key_leaving_the_run_folder_is_refused_naming_the_key(
     compose, diabetes_dir, tmp_path, other_run, options
 ):

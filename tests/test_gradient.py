@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_table, write_table
+from conftest import make_table, sampled, write_table
 from logreg.gradient import BLOCK_ROWS, bce_gradient
 
 
@@ -76,7 +76,7 @@ def final_weights(run, tmp_path, csv, gradient: str, *options: str) -> torch.Ten
     return torch.cat([state["linear.weight"].flatten(), state["linear.bias"]])
 
 
-@pytest.mark.parametrize(
+@sampled(
     "options",
     [
         ("data.batch_size=16", "optimizer=sgd", "lr=0.5", "model.optimizer.momentum=0.9"),
@@ -85,6 +85,7 @@ def final_weights(run, tmp_path, csv, gradient: str, *options: str) -> torch.Ten
         ("optimizer=lbfgs", "model.optimizer.max_iter=5", "trainer.precision=64-true"),
         ("data.batch_size=32", "model.pos_weight=balanced", "lr=0.5"),
     ],
+    every=2,
     ids=["sgd-momentum-minibatches", "adam-odd-batches-chunked", "lbfgs-full-batch", "balanced-class-weight"],
 )
 def test_training_with_the_closed_form_follows_the_autograd_path(run, tmp_path, options):

@@ -47,7 +47,7 @@ def test_the_monitor_keys_are_found_in_the_offered_configs(compose, diabetes_dir
     assert "callbacks.early_stopping.monitor" in keys
 
 
-@sampled("others, metric", NOT_LOGGED, every=2)
+@sampled("others, metric", NOT_LOGGED, every=3)
 def test_every_monitor_key_naming_a_metric_the_run_does_not_log_is_refused(compose, diabetes_dir, others, metric):
     for key in monitor_keys(compose):
         overrides = [*WATCHING.split(), *others.split(), f"{key}={metric}"]

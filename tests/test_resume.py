@@ -42,7 +42,7 @@ def assert_same_training_state(checkpoint_path, reference_path):
     torch.testing.assert_close(optimizer["state"], reference_optimizer["state"], rtol=1e-5, atol=1e-6)
 
 
-@sampled("options", [ADAM_MINIBATCHES, LBFGS, SCHEDULED], every=2, ids=["adam-minibatches", "lbfgs", "schedule"])
+@sampled("options", [ADAM_MINIBATCHES, LBFGS, SCHEDULED], every=3, ids=["adam-minibatches", "lbfgs", "schedule"])
 def test_resuming_from_last_ckpt_equals_an_uninterrupted_run(run, tiny_csv, tmp_path, options):
     common = ("data=csv", f"data.path={tiny_csv}", "logger=none", "~callbacks.plots", *options)
     uninterrupted = run(*common, "epochs=6", run_dir=tmp_path / "whole")

@@ -118,7 +118,7 @@ REFUSED = [
 ]
 
 
-@sampled("overrides, message", REFUSED, ids=[case for case, _ in REFUSED])
+@sampled("overrides, message", REFUSED, every=4, ids=[case for case, _ in REFUSED])
 def test_a_bad_value_is_refused_in_one_line_naming_the_key(compose, diabetes_dir, overrides, message):
     refused = refusal(compose, *overrides.split())
 
@@ -162,7 +162,7 @@ def test_every_offered_option_and_documented_value_is_accepted(compose, diabetes
     assert refusal(compose, *overrides.split()) is None
 
 
-@pytest.mark.parametrize(
+@sampled(
     "overrides, message",
     [
         ("optimized_metric=train/loss", r"optimized_metric=train/loss: expected a held-out metric: val/loss"),
@@ -171,6 +171,7 @@ def test_every_offered_option_and_documented_value_is_accepted(compose, diabetes
         # a cv.folds run's results are cv/val/* (the folds' mean and spread): its val/loss would be NaN to the sweeper
         ("cv.folds=3", r"optimized_metric=val/loss: expected a held-out metric: cv/val/loss, cv/val/loss_std"),
     ],
+    every=2,
 )
 def test_a_sweep_may_only_optimize_a_held_out_metric(compose, diabetes_dir, overrides, message):
     assert re.match(message, refusal(compose, *overrides.split(), sweep=True) or "")

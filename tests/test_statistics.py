@@ -573,6 +573,7 @@ def test_predict_labels_rows_at_the_tuned_threshold(tuned_run, compose, tmp_path
     assert (predictions != (probs >= 0.5).numpy()).any()
 
 
+@pytest.mark.slow  # an ONNX export (test_export.py's fast tests export one too)
 def test_exported_onnx_model_predicts_at_the_tuned_threshold(tuned_run, compose, tmp_path):
     import onnxruntime
 
