@@ -169,7 +169,11 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
             ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"],
             "callbacks.early_stopping.monitor=train/loss",
         ),
-        (["trainer=ddp_cpu"], "several devices (DDP)"),
+        (["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2"], "trainer.num_nodes>1 (several nodes)"),
+        (
+            ["trainer=ddp", "trainer.strategy=ddp_find_unused_parameters_true"],
+            "trainer.strategy=ddp_find_unused_parameters_true",
+        ),
         (["model.gradient=autograd"], "model.gradient=autograd"),
         (["trainer.max_steps=5"], "trainer limits batches"),
         (["debug=fast_dev_run"], "trainer limits batches"),

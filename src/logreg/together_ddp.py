@@ -144,12 +144,15 @@ def main(group_file: str) -> None:
         configs, changes = pickle.load(file)  # the launcher's own file: typed configs of plain values
     from logreg.together_runs import train_group
 
+    log = logging.getLogger(__name__)
+    rank, world_size = os.environ.get("LOCAL_RANK"), os.environ.get("WORLD_SIZE")
+    log.info("process %s of %s trains the group of %d trials of %s", rank, world_size, len(configs), path.name)
     train_group(configs, changes)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    logging.getLogger(__name__).info("process %s of the group ended", os.environ.get("LOCAL_RANK"))
+    log.info("process %s of %s: the group trained", rank, world_size)
 
 
 if __name__ == "__main__":
