@@ -39,13 +39,13 @@ def shared(csv: Path, batch_size: str) -> list[str]:
     ]
 
 
-def train_each_way(compose, tmp_path, csv, overrides, one_process_batch, ddp_batch):
-    """The grid's trials trained together in one process, then as one DDP group of 2 processes."""
+def train_each_way(compose, tmp_path, one_process: list[list[str]], ddp: list[list[str]]):
+    """The trials of `one_process` trained together in one process, then those of `ddp` as one DDP group of 2."""
     from logreg.together_ddp import group_processes
     from logreg.together_runs import train_group
 
-    one = [check_config(compose(*shared(csv, one_process_batch), *o, "trainer=cpu")) for o in overrides]
-    two = [check_config(compose(*shared(csv, ddp_batch), *o, "trainer=ddp_cpu")) for o in overrides]
+    one = [check_config(compose(*o, "trainer=cpu")) for o in one_process]
+    two = [check_config(compose(*o, "trainer=ddp_cpu")) for o in ddp]
     alone = train_group(one)
     with group_processes(two, [{} for _ in two], tmp_path / "group.pkl"):
         together = train_group(two)
@@ -64,7 +64,8 @@ def test_a_group_on_two_ddp_processes_with_batches_of_b_ends_where_one_process_w
     csv = write_table(tmp_path / "tiny.csv", *make_table())
     omp_before = os.environ.get("OMP_NUM_THREADS")
 
-    one, two = train_each_way(compose, tmp_path, csv, GRID, "32", "16")
+    one_process, ddp = [[*shared(csv, "32"), *o] for o in GRID], [[*shared(csv, "16"), *o] for o in GRID]
+    one, two = train_each_way(compose, tmp_path, one_process, ddp)
 
     for k, (alone, together) in enumerate(zip(one, two, strict=True)):
         assert together.history.updates == alone.history.updates and together.steps_per_epoch == 3, (
@@ -83,6 +84,51 @@ def test_a_group_on_two_ddp_processes_with_batches_of_b_ends_where_one_process_w
     assert "LOCAL_RANK" not in os.environ and "MASTER_PORT" not in os.environ
     assert os.environ.get("OMP_NUM_THREADS") == omp_before
     assert not torch.distributed.is_initialized()
+
+
+def assert_same_trials(one: list, two: list) -> None:
+    for k, (alone, together) in enumerate(zip(one, two, strict=True)):
+        assert together.history.updates == alone.history.updates, k
+        assert sorted(together.metrics) == sorted(alone.metrics), k
+        for name, value in alone.metrics.items():
+            assert together.metrics[name] == pytest.approx(value, abs=1e-6), (k, name)
+        torch.testing.assert_close(trial_numbers(together), trial_numbers(alone), atol=1e-6, rtol=0)
+
+
+SEEDS = [["seed=1"], ["seed=2", "lr=0.2"], ["seed=3", "optimizer=adam", "lr=0.05"]]  # each its own split and order
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("batch_sizes", "kind"), [(("null", "null"), "masked"), (("32", "16"), "gathered")], ids=["full", "minibatch"]
+)
+def test_trials_with_rows_of_their_own_under_ddp_end_where_they_do_in_one_process(compose, tmp_path, batch_sizes, kind):
+    from logreg.together_rows import GroupRows, TrialRows
+    from logreg.training import build_datamodule
+
+    csv = write_table(tmp_path / "tiny.csv", *make_table())
+    common = ["data=csv", f"data.path={csv}", "epochs=3", "data.batches_per_step=2"]
+    one_process = [[*common, f"data.batch_size={batch_sizes[0]}", *o] for o in SEEDS]
+    ddp = [[*common, f"data.batch_size={batch_sizes[1]}", *o] for o in SEEDS]
+    datamodules = [build_datamodule(check_config(compose(*o))) for o in ddp]
+    batch_size = None if batch_sizes[1] == "null" else int(batch_sizes[1])
+    trials = [TrialRows.of(d) for d in datamodules]
+    assert GroupRows(torch.zeros(1, 1), torch.zeros(1), trials, batch_size, 1).kind == kind  # the way it serves
+
+    assert_same_trials(*train_each_way(compose, tmp_path, one_process, ddp))
+
+
+@pytest.mark.slow
+def test_trials_whose_encodings_differ_train_as_two_runs_of_the_same_processes_and_equal_one_process(compose, tmp_path):
+    features, labels = make_table()
+    features[::7, 1] = float("nan")  # each split's training rows give another fill: two tables, two runs
+    csv = write_table(tmp_path / "missing.csv", features, labels)
+    grid = [["data=csv", f"data.path={csv}", "data.impute=mean", "epochs=3", f"seed={seed}"] for seed in (1, 2)]
+
+    one, two = train_each_way(compose, tmp_path, grid, grid)
+
+    assert two[0].datamodule.state_dict()["encoding"] != two[1].datamodule.state_dict()["encoding"]
+    assert_same_trials(one, two)
 
 
 def test_a_streamed_table_under_ddp_still_trains_alone(compose, tmp_path):

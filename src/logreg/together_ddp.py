@@ -134,9 +134,9 @@ def main(group_file: str) -> None:
     """An extra process of a group's DDP run: train the group of `group_file` (its output into a log beside it)."""
     path = Path(group_file)
     log_file = path.with_name(f"{path.stem}_process_{os.environ.get('LOCAL_RANK', '?')}.log")
-    with log_file.open("x") as log:  # a new file, this process's
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
+    with log_file.open("x") as output:  # a new file, this process's
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
     )
