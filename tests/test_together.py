@@ -547,7 +547,9 @@ def test_cross_validation_trained_together_equals_its_folds_trained_one_after_an
     assert unwrapped_together.replace("together", "sequence") == unwrapped_alone
 
 
-@pytest.mark.parametrize("overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"]])
+@pytest.mark.parametrize(
+    "overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"], ["trainer=ddp_cpu"]]
+)
 def test_folds_train_one_after_another_where_trials_cannot_train_together(compose, tiny_csv, tmp_path, overrides):
     from logreg.together_runs import train_folds
 
