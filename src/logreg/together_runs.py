@@ -203,11 +203,12 @@ def train_group(configs: list[TrainConfig], changes: list[dict[str, Any]] | None
     changes = changes or [{} for _ in configs]
     if configs[0].threads:
         torch.set_num_threads(configs[0].threads)
-    datamodules = [build_datamodule(configs[0], **changes[0])]
+    # every process of a DDP group serves every trial's rows: each reads the table (no plan of one process's rows)
+    datamodules = [build_datamodule(configs[0], whole_table=True, **changes[0])]
     if datamodules[0].streams:
         raise CannotTrainTogether("data.stream: a streamed table trains one trial at a time")
     for cfg, change in zip(configs[1:], changes[1:], strict=True):
-        datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], **change))
+        datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], whole_table=True, **change))
     tables: dict[int, list[int]] = {}  # the trials of each distinct encoded table
     for k, datamodule in enumerate(datamodules):
         same = next((t for t, members in tables.items() if _same_table(datamodules[members[0]], datamodule)), k)
