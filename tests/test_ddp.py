@@ -194,10 +194,11 @@ def test_ddp_children_write_into_the_run_folder_and_rank_zero_alone_writes_confi
 def test_multirun_with_ddp_runs_each_trial_once_in_its_own_folder(balanced_csv, ddp_run, tmp_path):
     (tmp_path / "balanced.csv").write_bytes(balanced_csv.read_bytes())  # a short data.path: trial folder names hold it
     sweep_overrides = ["trainer=ddp_cpu", "data=csv", "data.path=balanced.csv", f"epochs={EPOCHS}", f"lr=0.1,{LR}"]
-    result = run_train("-m", *sweep_overrides, cwd=tmp_path)  # the default sweep folder: logs/sweeps/<time>
+    alone = "hydra.launcher.train_together=false"  # each trial its own DDP run (together: tests/test_together_ddp.py)
+    result = run_train("-m", *sweep_overrides, alone, cwd=tmp_path)  # the default sweep folder: logs/sweeps/<time>
 
     output = result.stdout + result.stderr
-    # the sweep's one line (DDP trials train alone): no child process started the sweep again
+    # the sweep's one line (its trials train alone): no child process started the sweep again
     assert len(re.findall(r"Sweep: 0 of 2 trials trained together", output)) == 1
     assert [p.name for p in (tmp_path / "logs").iterdir()] == ["sweeps"]  # and no child made a run folder of its own
     (sweep,) = (tmp_path / "logs" / "sweeps").iterdir()

@@ -169,7 +169,11 @@ def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_
             ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"],
             "callbacks.early_stopping.monitor=train/loss",
         ),
-        (["trainer=ddp_cpu"], "several devices (DDP)"),
+        (["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2"], "trainer.num_nodes>1 (several nodes)"),
+        (
+            ["trainer=ddp", "trainer.strategy=ddp_find_unused_parameters_true"],
+            "trainer.strategy=ddp_find_unused_parameters_true",
+        ),
         (["model.gradient=autograd"], "model.gradient=autograd"),
         (["trainer.max_steps=5"], "trainer limits batches"),
         (["debug=fast_dev_run"], "trainer limits batches"),
@@ -545,7 +549,9 @@ def test_cross_validation_trained_together_equals_its_folds_trained_one_after_an
     assert unwrapped_together.replace("together", "sequence") == unwrapped_alone
 
 
-@pytest.mark.parametrize("overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"]])
+@pytest.mark.parametrize(
+    "overrides", [["optimizer=lbfgs"], ["data.stream=true"], ["cv.together=false"], ["trainer=ddp_cpu"]]
+)
 def test_folds_train_one_after_another_where_trials_cannot_train_together(compose, tiny_csv, tmp_path, overrides):
     from logreg.together_runs import train_folds
 

@@ -141,6 +141,7 @@ class TabularDataModule(L.LightningDataModule):
         self._split_tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (features, labels) of each split
         self._streamed: StreamedTable | None = None  # a table streamed from disk (data.stream), never in memory
         self._read_by: TabularDataModule | None = None  # a DataModule of the same table whose reading this one shares
+        self._whole_table = False  # `read_whole_table`: never take a plan (logreg.shares) instead of the table
         self._plan: Plan | None = None  # the node's first process's plan of an in-memory table, taken instead of it
         self._shared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # this process's rows from the plan, by name
         self._checked_same_table = False  # (under DDP, once)
@@ -171,6 +172,11 @@ class TabularDataModule(L.LightningDataModule):
             raise RuntimeError("share_reading() before load(), from a DataModule that read its table in memory")
         self._read_by = other
 
+    def read_whole_table(self) -> None:
+        """Read the table whole in every process, never taking the node's plan (`logreg.shares`) in its place:
+        trials trained together under DDP, where every process serves every trial's rows; before `load`."""
+        self._whole_table = True
+
     def use_encoding(self, state: dict) -> None:
         """Encode the features as a trained model did (`Encoding.to_dict`), instead of learning the encoding from
         the training rows (eval.py, whose data may differ); before `load`."""
@@ -190,7 +196,7 @@ class TabularDataModule(L.LightningDataModule):
         if self._table is not None or self._streamed is not None or self._plan is not None:
             return self._table
         started = launch()
-        if started.follows and self._take_plan(started):
+        if started.follows and not self._whole_table and self._take_plan(started):
             return None
         table = self._read_and_fit()
         if started.leads:  # torchrun or SLURM started the node's other processes with this one: they wait for it

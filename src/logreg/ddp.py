@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
@@ -56,7 +56,16 @@ def ddp_child_command(script: str, local_rank: int) -> tuple[list[str], str]:
 @contextmanager
 def ddp_processes_of_this_job(script: str) -> Iterator[None]:
     """Within: a DDP trainer's extra processes run this Hydra job. After: Lightning's own command is back, and the
-    processes are gone, as if never launched.
+    processes are gone, as if never launched (`ddp_children_started_by`)."""
+    with ddp_children_started_by(partial(ddp_child_command, script)):
+        yield
+
+
+@contextmanager
+def ddp_children_started_by(child_command: Callable[[int], tuple[list[str], str]]) -> Iterator[None]:
+    """Within: Lightning's DDP launcher starts the process of local rank r (1, 2, ...) with `child_command(r)`, a
+    command and its working folder. After: Lightning's own command is back, and the process group and environment
+    are as before the launch.
 
     Lightning's launcher leaves LOCAL_RANK, MASTER_PORT, ... in os.environ and the process group open for the life of
     the process; the next job of a `-m` sweep would take them for an external launch (torchrun) and wait for children
@@ -71,7 +80,7 @@ def ddp_processes_of_this_job(script: str) -> Iterator[None]:
             f"{LAUNCHER_MODULE}.{CHILD_COMMAND} no longer exists in this Lightning version: logreg.ddp must be updated "
             "to give Lightning's DDP launcher the command of this Hydra job (or DDP under -m would re-run sweeps)"
         )
-    setattr(launcher, CHILD_COMMAND, partial(ddp_child_command, script))
+    setattr(launcher, CHILD_COMMAND, child_command)
     env_before = {key: os.environ.get(key) for key in DDP_LAUNCH_ENV}
     try:
         yield

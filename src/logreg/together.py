@@ -12,6 +12,12 @@ count (`epochs`), or where early stopping on a validation metric stops it (`Earl
 weights, optimizer state and threshold stop changing, and its results are its last epoch's. A trial whose weights or
 loss stop being finite stops there too, and is reported as diverged. A trial with a learning-rate scheduler holds its
 own torch scheduler (`logreg.together_schedules`), stepped once per epoch as its run alone steps it; its lr follows.
+
+Under DDP each process computes the sums of its part of each update's rows (`GroupRows.share`), and one all-reduce
+of `(K, F + 2)` numbers per update (each trial's gradient and loss sum) gives every process the whole batch's, so all
+take the same step; correct predictions are summed once per epoch. Every process scores every held-out row (they are
+in memory, and a trial's AUROC needs all its logits): the metrics, early stopping and best epochs are the same
+numbers on every process, with no further communication.
 """
 
 from __future__ import annotations
@@ -157,6 +163,7 @@ class TogetherModule(L.LightningModule):
         self._schedules: dict[int, TrialSchedule] = {}  # on_fit_start: trial -> its lr schedule, where it has one
         self._uses: dict[str, bool] = {}  # on_fit_start: which parts of the update any trial uses
         self._identity_scaler = True  # on_fit_start: whether every trial's scaler is the identity
+        self._distributed = False  # on_fit_start: whether several processes share each update's rows (DDP)
         self.updates = torch.zeros(n_trials, dtype=torch.int64)  # (K,) each trial's optimizer steps so far
         self.histories = [TrialHistory() for _ in settings]
         # (K,) loss sums, correct counts and rows of the epoch so far
@@ -297,6 +304,9 @@ class TogetherModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         device, dtype = self.theta.device, self.theta.dtype
+        self._distributed = self.trainer.world_size > 1
+        if self._distributed:
+            self.rows.share(self.trainer.global_rank, self.trainer.world_size)
         self.rows.to(device, dtype)
         self._held_out = {split: self.rows.held_out(split) for split in ("val", "test")}
         self._identity_scaler = bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
@@ -372,6 +382,9 @@ class TogetherModule(L.LightningModule):
         active = self.active(self.current_epoch)
         for batch in self.rows.minibatches(int(step)):
             batch_loss, batch_correct, grad = self._gradient(batch)
+            if self._distributed:  # this process's part of the batch: the sums over all processes are the batch's
+                packed = self.trainer.strategy.reduce(torch.cat([grad, batch_loss[:, None]], dim=1), reduce_op="sum")
+                grad, batch_loss = packed[:, :-1], packed[:, -1]  # (K, F + 1), (K,)
             loss_sum.add_(batch_loss)
             correct.add_(batch_correct)
             epoch_rows.add_(batch.rows)
@@ -381,8 +394,10 @@ class TogetherModule(L.LightningModule):
         if self._epoch_sums is None:
             return
         epoch = self.current_epoch
-        loss_sum, correct, epoch_rows = self._epoch_sums
+        loss_sum, correct, epoch_rows = self._epoch_sums  # epoch_rows: the whole batches' (every process's)
         self._epoch_sums = None
+        if self._distributed:
+            correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
         rows = epoch_rows.to(loss_sum)
         losses, accuracies = loss_sum / rows, correct.to(loss_sum.dtype) / rows
         finite = torch.isfinite(self.theta).all(1) & torch.isfinite(loss_sum)

@@ -76,6 +76,22 @@ def plan(
     return groups, alone, typed
 
 
+@contextmanager
+def ddp_processes_of(
+    first: DictConfig, configs: list[TrainConfig], changes: list[dict[str, Any]], config: DictConfig
+) -> Iterator[None]:
+    """Within: where the group trains under DDP, its extra processes train it too (`logreg.together_ddp`), from a
+    file in the sweep folder named for its first job (`first`)."""
+    from logreg.together_ddp import group_processes, uses_ddp
+
+    if not uses_ddp(configs[0].trainer):
+        yield
+        return
+    group_file = Path(str(config.hydra.sweep.dir)) / f"together_ddp_{first.hydra.job.num}.pkl"
+    with group_processes(configs, changes, group_file):
+        yield
+
+
 def summary_line(groups: list[list[int]], alone: dict[int, str], n_jobs: int) -> str:
     together = sum(len(g) for g in groups)
     line = f"Sweep: {together} of {n_jobs} trials trained together, in {len(groups)} group{'s' * (len(groups) != 1)}"
@@ -122,7 +138,10 @@ def launch(
                 parts = fold_changes(folds) if folds >= 2 else [{}]
                 owners += [position] * len(parts)
                 changes += parts
-            with as_job(jobs[members[0]]):
+            with (
+                as_job(jobs[members[0]]),
+                ddp_processes_of(jobs[members[0]], [typed[p] for p in owners], changes, config),
+            ):
                 try:
                     results = train_group([typed[position] for position in owners], changes)
                 except Exception as error:  # a user error (the data, say): each job meets it again, alone

@@ -9,6 +9,11 @@ Three ways, one per case (`GroupRows.kind`):
   `(n, K)` 0/1 weight: trial k's loss and gradient are the mean over its own rows;
 - "gathered" (mini-batches in orders that differ: each seed its own order): a `(K, B, F)` gather per mini-batch from
   each trial's own order, padded with weight 0 where a trial's batch is shorter (its last one) or it has no more.
+
+Under DDP (`share`), the P processes serve the batches of one process with batch size P x B (`data.batch_size` is
+per process, as for one run): process r takes rows [n r / P, n (r + 1) / P) of each such batch of n rows, and its
+gradient sums of them, summed over the processes (`logreg.together.TogetherModule`), are the whole batch's. A batch's
+`rows` and `scale` are the whole batch's; no row is repeated, so P processes give the numbers of one.
 """
 
 from __future__ import annotations
@@ -94,6 +99,19 @@ class GroupRows:
         self._mask: tuple[torch.Tensor, torch.Tensor] | None = None  # union rows (n,), 0/1 weights (n, K) ("masked")
         self._scales: dict[tuple[int, ...], torch.Tensor] = {}  # `_scale`'s, per distinct count
         self.full_rows = int(self.n_rows.min())  # below this, every trial's mini-batches are whole
+        self.rank, self.world_size = 0, 1  # `share`: this process's part of each batch
+
+    def share(self, rank: int, world_size: int) -> None:
+        """Serve process `rank` of `world_size` its part of each batch, the batches being those of one process with
+        `world_size` times the batch size; once, before serving."""
+        assert self.world_size == 1, "a group's rows are shared out once"
+        self.rank, self.world_size = rank, world_size
+        if self.batch_size is not None:
+            self.batch_size *= world_size
+
+    def _mine(self, n_rows: int) -> slice:
+        """This process's part of a batch of `n_rows` rows."""
+        return slice(n_rows * self.rank // self.world_size, n_rows * (self.rank + 1) // self.world_size)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> None:
         """The table on the training device, in the weights' dtype; mini-batches gather rows (row-major), a full
@@ -162,25 +180,30 @@ class GroupRows:
             scale = self._scale(rows)
             if self.kind == "shared":
                 index = self._orders[0, start : start + size]
+                index = index[self._mine(len(index))]
                 yield Batch(self.features[index], self.labels[index], None, rows, scale)
                 continue
             width = int(rows.max())
-            index = self._orders[:, start : start + width]  # (K, b)
+            mine = self._mine(width)
+            index = self._orders[:, start : start + width][:, mine]  # (K, b)
             weights = None  # every trial's batch is whole: no weights
             if start + width > self.full_rows:
-                weights = (torch.arange(width)[None, :] < rows[:, None]).T  # (b, K)
+                weights = (torch.arange(width)[None, :] < rows[:, None]).T[mine]  # (b, K)
                 weights = weights.to(device=self.features.device, dtype=self.labels.dtype)
             yield Batch(self.features[index], self.labels[index], weights, rows, scale)
 
     def _full_batch(self) -> Batch:
         if self.kind == "shared":
             train = self.trials[0].train
-            if len(train) == len(self.labels):  # every row (lab 5 trains on all): the table itself
-                return Batch(self.features, self.labels, None, self.n_rows, self._scale(self.n_rows))
-            index = train.to(self.features.device)
+            if len(train) == len(self.labels):  # every row (lab 5 trains on all): the table itself (a view)
+                mine = self._mine(len(train))
+                return Batch(self.features[mine], self.labels[mine], None, self.n_rows, self._scale(self.n_rows))
+            index = train[self._mine(len(train))].to(self.features.device)
             return Batch(self.features[index], self.labels[index], None, self.n_rows, self._scale(self.n_rows))
         assert self._mask is not None, "start_epoch builds the mask"
         union, mask = self._mask
+        mine = self._mine(len(union))
+        union, mask = union[mine], mask[mine]
         return Batch(self.features[union], self.labels[union], mask, self.n_rows, self._scale(self.n_rows))
 
     # ------------------------------------------------------------------------------------------------ held out

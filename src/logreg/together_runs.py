@@ -6,8 +6,8 @@ Trials train together when they share their table and everything else but the se
 `logreg.together.TrialSettings` and their rows: the same data config (but its seed, which cuts each trial's split and
 orders its batches: `logreg.together_rows`), trainer, logger, callbacks, threads and monitor. A fold of
 cross-validation is a trial with its own rows too (`train_group`'s `changes`). `group_key` says what a trial shares,
-or why it cannot train with others (L-BFGS, early stopping on a training metric, resuming, DDP, ...):
-those run alone, as always.
+or why it cannot train with others (L-BFGS, early stopping on a training metric, resuming, DDP under torchrun,
+...): those run alone, as always. Trials under DDP train together as one DDP run (`logreg.together_ddp`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from logreg.schema import (
 )
 from logreg.sweep import trial_line
 from logreg.together import GROUPABLE_OPTIMIZERS, EarlyStop, TogetherModule, TrialHistory, TrialSettings, stack_initial
+from logreg.together_ddp import ddp_refusal, group_strategy, uses_ddp
 from logreg.together_rows import GroupRows, TrialRows
 from logreg.training import build_datamodule, build_logger, build_model, fold_changes, hyperparameters, moved, plain
 
@@ -56,6 +57,8 @@ TRAINER_KEYS_ALLOWED = {
     "_target_",
     "accelerator",
     "devices",
+    "num_nodes",
+    "strategy",
     "precision",
     "deterministic",
     "max_epochs",
@@ -135,8 +138,8 @@ def group_key(cfg: TrainConfig, run_dir: str | Path) -> tuple[str | None, str]:
     trainer = cfg.trainer
     if counts_batches(trainer):
         return None, "trainer limits batches"
-    if trainer.devices not in (1, "1") or trainer.num_nodes != 1 or str(trainer.strategy) != "auto":
-        return None, "several devices (DDP)"
+    if uses_ddp(trainer) and (refusal := ddp_refusal(trainer)) is not None:  # DDP: `logreg.together_ddp`
+        return None, refusal
     defaults = TrainerConfig()
     for item in dataclasses.fields(trainer):
         key = item.name
@@ -200,11 +203,12 @@ def train_group(configs: list[TrainConfig], changes: list[dict[str, Any]] | None
     changes = changes or [{} for _ in configs]
     if configs[0].threads:
         torch.set_num_threads(configs[0].threads)
-    datamodules = [build_datamodule(configs[0], **changes[0])]
+    # every process of a DDP group serves every trial's rows: each reads the table (no plan of one process's rows)
+    datamodules = [build_datamodule(configs[0], whole_table=True, **changes[0])]
     if datamodules[0].streams:
         raise CannotTrainTogether("data.stream: a streamed table trains one trial at a time")
     for cfg, change in zip(configs[1:], changes[1:], strict=True):
-        datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], **change))
+        datamodules.append(build_datamodule(cfg, share_reading=datamodules[0], whole_table=True, **change))
     tables: dict[int, list[int]] = {}  # the trials of each distinct encoded table
     for k, datamodule in enumerate(datamodules):
         same = next((t for t, members in tables.items() if _same_table(datamodules[members[0]], datamodule)), k)
@@ -219,7 +223,7 @@ def train_group(configs: list[TrainConfig], changes: list[dict[str, Any]] | None
 def train_folds(cfg: TrainConfig, run_dir: str | Path) -> list[TrainedTrial] | None:
     """cv.folds=K's K folds trained together (trials with their own training and validation rows), or None where
     `cfg` cannot train with others (`group_key`): then they train one after another."""
-    if group_key(cfg, run_dir)[0] is None:
+    if group_key(cfg, run_dir)[0] is None or uses_ddp(cfg.trainer):  # DDP: each fold's own DDP run, one by one
         return None
     changes = fold_changes(cfg.cv.folds)
     try:
@@ -275,7 +279,9 @@ def _train_together(configs: list[TrainConfig], datamodules: list[TabularDataMod
     trainer_cfg = first.trainer
     trainer_options: dict[str, Any] = dict(
         accelerator=trainer_cfg.accelerator,
-        devices=1,
+        devices=trainer_cfg.devices,
+        num_nodes=trainer_cfg.num_nodes,
+        strategy=group_strategy(trainer_cfg),  # under DDP: `logreg.together_ddp`
         precision=trainer_cfg.precision,
         deterministic=trainer_cfg.deterministic,
         benchmark=trainer_cfg.benchmark,

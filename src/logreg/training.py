@@ -189,10 +189,11 @@ def refit_config(cfg: TrainConfig, per_fold: list[dict[str, float]]) -> TrainCon
 
 
 def build_datamodule(
-    cfg: TrainConfig, share_reading: TabularDataModule | None = None, **changes: Any
+    cfg: TrainConfig, share_reading: TabularDataModule | None = None, whole_table: bool = False, **changes: Any
 ) -> TabularDataModule:
     """The DataModule of `cfg.data`, loaded (read and split), with `changes` (a fold, ...); `share_reading`: a loaded
-    DataModule of the same table, whose reading this one takes instead of reading it again (trials trained together).
+    DataModule of the same table, whose reading this one takes instead of reading it again (trials trained together);
+    `whole_table`: read whole in every DDP process (`TabularDataModule.read_whole_table`).
     When a Trainer option counts training batches (limit_train_batches, max_steps, ...), each Lightning step is one
     mini-batch, so they count mini-batches."""
     if counts_batches(cfg.trainer):
@@ -202,6 +203,8 @@ def build_datamodule(
         datamodule.keep_float64()
     if share_reading is not None and not share_reading.streams:
         datamodule.share_reading(share_reading)
+    if whole_table:
+        datamodule.read_whole_table()
     datamodule.load()
     return datamodule
 
