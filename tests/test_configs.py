@@ -24,7 +24,7 @@ def build(cfg, tmp_path):
     return datamodule, model, trainer
 
 
-@sampled("group, option", [(group, option) for group in GROUPS for option in options(group)], every=2)
+@sampled("group, option", [(group, option) for group in GROUPS for option in options(group)], every=3)
 def test_every_config_option_composes_and_instantiates(compose, diabetes_dir, tiny_csv, tmp_path, group, option):
     if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
         pytest.skip("trainer=gpu needs a CUDA device")

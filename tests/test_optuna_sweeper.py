@@ -284,7 +284,7 @@ def test_several_directions_make_a_multi_objective_study_with_its_pareto_front(t
 # ----------------------------------------------------------------------------------------- what is refused early
 
 
-@pytest.mark.parametrize(
+@sampled(
     "overrides, message",
     [
         (["hydra/sweeper/pruner=median"], "trials validate every 100 epochs of 100: nothing to prune by"),
@@ -307,6 +307,7 @@ def test_several_directions_make_a_multi_objective_study_with_its_pareto_front(t
         (["hydra.sweeper.max_failure_rate=2"], "hydra.sweeper.max_failure_rate: 2.0: expected a fraction in"),
         (["hydra/sweeper/sampler=grid"], "hydra.sweeper.params.lr: hydra/sweeper/sampler=grid needs choice"),
     ],
+    every=2,
 )
 def test_a_sweep_that_cannot_work_is_refused_in_one_line_before_any_trial(tmp_path, overrides, message):
     launcher = ScoringLauncher()

@@ -140,6 +140,7 @@ def config_loader():
     GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow  # nine compositions of Hydra's own beside the sweep's
 def test_each_jobs_config_equals_hydras_compose_at_one_compose_per_set_of_group_choices(config_loader):
     from hydra.types import RunMode
     from omegaconf import OmegaConf

@@ -58,6 +58,7 @@ def trial_numbers(trial) -> torch.Tensor:
     return torch.cat([model.linear.weight.flatten(), model.linear.bias.flatten(), model.threshold.view(1)]).detach()
 
 
+@pytest.mark.slow  # two processes, as tests/test_ddp.py's
 def test_a_group_on_two_ddp_processes_with_batches_of_b_ends_where_one_process_with_batches_of_2b_does(
     compose, tmp_path
 ):

@@ -46,6 +46,7 @@ def test_a_script_run_warm_is_seen_as_the_same_process_a_fresh_interpreter_runs(
     assert warmed.stderr.splitlines()[-1] == fresh.stderr.splitlines()[-1]  # ValueError: a bug, where it failed
 
 
+@pytest.mark.slow  # it waits out a timeout
 def test_a_script_past_its_timeout_is_killed_with_what_it_started(tmp_path):
     script = tmp_path / "sleeps.py"
     marker = tmp_path / "child.pid"
