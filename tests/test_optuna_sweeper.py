@@ -3,6 +3,7 @@ composed from conf/ (hparams_search=optuna), the sweeper instantiated from it, a
 with a known function instead of training (train.py end to end: tests/test_sweeps.py)."""
 
 import math
+import sys
 
 import optuna
 import pytest
@@ -316,6 +317,18 @@ def test_a_sweep_that_cannot_work_is_refused_in_one_line_before_any_trial(tmp_pa
 
     assert str(stopped.value).startswith("error: ") and "\n" not in str(stopped.value)
     assert __import__("re").search(message, str(stopped.value)) and launcher.batches == []
+
+
+@pytest.mark.parametrize(("sampler", "package"), [("gp", "scipy"), ("qmc", "scipy"), ("cmaes", "cmaes")])
+def test_a_sampler_whose_package_is_missing_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, sampler, package):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed: its import fails, find_spec finds nothing
+    launcher = ScoringLauncher()
+    with pytest.raises(SystemExit) as stopped:
+        run_sweep(tmp_path, f"hydra/sweeper/sampler={sampler}", launcher=launcher)
+
+    message = str(stopped.value)
+    assert message.startswith("error: hydra.sweeper.sampler=") and "\n" not in message
+    assert f"needs {package}, which is not installed: pip install" in message and launcher.batches == []
 
 
 def test_pruning_trials_in_other_processes_needs_a_shared_storage(tmp_path):

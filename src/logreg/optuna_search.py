@@ -9,6 +9,7 @@ batch together gets all of it). Optuna sees a batch's trials as running until th
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -64,10 +65,23 @@ def sweep(settings: Mapping[str, Any], launcher: Any, config: DictConfig, argume
         exit_on(error)
 
 
+# Samplers whose package Optuna imports only when they first sample (after trials were asked), by class name: the
+# package and the install that brings it
+SAMPLER_NEEDS = {
+    "GPSampler": ("scipy", "pip install scipy (or the breast-cancer extra)"),
+    "QMCSampler": ("scipy", "pip install scipy (or the breast-cancer extra)"),
+    "CmaEsSampler": ("cmaes", "pip install 'logreg[sweep]'"),
+}
+
+
 def problems(search: Search, launcher: Any, config: DictConfig) -> Any:
     """(key, what to do) for each setting of the sweep that cannot work."""
     import optuna
 
+    sampler = type(search.sampler).__name__
+    if sampler in SAMPLER_NEEDS and importlib.util.find_spec(SAMPLER_NEEDS[sampler][0]) is None:
+        package, install = SAMPLER_NEEDS[sampler]
+        yield f"sampler={sampler}", f"needs {package}, which is not installed: {install}, or another sampler"
     if search.n_trials < 0:
         yield "n_trials", f"{search.n_trials}: expected a number of trials >= 0"
     if search.n_jobs < 1:
