@@ -152,3 +152,9 @@ def chart(kind: str) -> Chart:
 def images(probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, np.ndarray]:
     """Each chart of one stage's probabilities (N,) and labels (N,), by kind: (3, H, W) uint8 RGB images."""
     return {kind: chart(kind).image(probs, labels, threshold) for kind in KINDS}
+
+
+def add_images(writer: Any, name: str, probs: torch.Tensor, labels: torch.Tensor, threshold: float, step: int) -> None:
+    """Each chart of one stage into TensorBoard's `writer` (a SummaryWriter), as `<name>/<kind>` at `step`."""
+    for kind, image in images(probs, labels, threshold).items():
+        writer.add_image(f"{name}/{kind}", image, global_step=step)

@@ -45,11 +45,10 @@ class EvaluationPlots(L.Callback):
                 log.warning("TensorBoard images need matplotlib: pip install 'logreg[plots]'")
                 self._said = True
             return
-        from logreg.charts import images
+        from logreg.charts import add_images
 
         probs, labels = outputs
-        for kind, image in images(probs, labels, pl_module.decision_threshold()).items():
-            writer.add_image(f"{name}/{kind}", image, global_step=trainer.global_step)
+        add_images(writer, name, probs, labels, pl_module.decision_threshold(), trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._draw(trainer, pl_module, "val", "val")

@@ -420,12 +420,11 @@ def _draw(cfg: TrainConfig, trial: TrainedTrial, loggers: list) -> None:
 
     if writer is None or not EvaluationPlots().can_draw:
         return
-    from logreg.charts import images
+    from logreg.charts import add_images
 
     threshold = trial.model.decision_threshold()
     for stage, (probs, labels) in trial.history.outputs.items():
-        for kind, image in images(probs, labels, threshold).items():
-            writer.add_image(f"{stage}/{kind}", image, global_step=trial.history.updates)
+        add_images(writer, stage, probs, labels, threshold, trial.history.updates)
 
 
 def trial_task(
