@@ -163,7 +163,6 @@ class TogetherModule(L.LightningModule):
         self._schedules: dict[int, TrialSchedule] = {}  # on_fit_start: trial -> its lr schedule, where it has one
         self._uses: dict[str, bool] = {}  # on_fit_start: which parts of the update any trial uses
         self._identity_scaler = True  # on_fit_start: whether every trial's scaler is the identity
-        self._distributed = False  # on_fit_start: whether several processes share each update's rows (DDP)
         self.updates = torch.zeros(n_trials, dtype=torch.int64)  # (K,) each trial's optimizer steps so far
         self.histories = [TrialHistory() for _ in settings]
         # (K,) loss sums, correct counts and rows of the epoch so far
@@ -304,8 +303,7 @@ class TogetherModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         device, dtype = self.theta.device, self.theta.dtype
-        self._distributed = self.trainer.world_size > 1
-        if self._distributed:
+        if self.trainer.world_size > 1:  # DDP: each process its part of every update's rows
             self.rows.share(self.trainer.global_rank, self.trainer.world_size)
         self.rows.to(device, dtype)
         self._held_out = {split: self.rows.held_out(split) for split in ("val", "test")}
@@ -382,7 +380,7 @@ class TogetherModule(L.LightningModule):
         active = self.active(self.current_epoch)
         for batch in self.rows.minibatches(int(step)):
             batch_loss, batch_correct, grad = self._gradient(batch)
-            if self._distributed:  # this process's part of the batch: the sums over all processes are the batch's
+            if self.rows.world_size > 1:  # this process's part of the batch: the sums of all processes are the batch's
                 packed = self.trainer.strategy.reduce(torch.cat([grad, batch_loss[:, None]], dim=1), reduce_op="sum")
                 grad, batch_loss = packed[:, :-1], packed[:, -1]  # (K, F + 1), (K,)
             loss_sum.add_(batch_loss)
@@ -396,7 +394,7 @@ class TogetherModule(L.LightningModule):
         epoch = self.current_epoch
         loss_sum, correct, epoch_rows = self._epoch_sums  # epoch_rows: the whole batches' (every process's)
         self._epoch_sums = None
-        if self._distributed:
+        if self.rows.world_size > 1:
             correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
         rows = epoch_rows.to(loss_sum)
         losses, accuracies = loss_sum / rows, correct.to(loss_sum.dtype) / rows
